@@ -1,0 +1,102 @@
+using Peft.Training.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models.Gpt2;
+
+internal sealed record Gpt2Context(Tensor Mask, KvCache? Cache);
+
+#pragma warning disable IDE1006 // field names are the HF state-dict names
+internal sealed class Gpt2Attention : nn.Module<Tensor, Gpt2Context, Tensor>
+{
+    private readonly LinearLayer c_attn, c_proj;
+    private readonly int _layer, _heads, _headDim;
+    private readonly double _scale;
+
+    public Gpt2Attention(Gpt2Config c, int layer, Device device, ScalarType dtype) : base(nameof(Gpt2Attention))
+    {
+        _layer = layer;
+        _heads = c.NumHeads;
+        _headDim = c.HiddenSize / c.NumHeads;
+        _scale = (c.ScaleAttnWeights ? 1.0 / Math.Sqrt(_headDim) : 1.0) / (c.ScaleAttnByInverseLayerIdx ? layer + 1 : 1);
+        c_attn = new LinearLayer(c.HiddenSize, 3 * c.HiddenSize, true, device, dtype, fanInFanOut: true);
+        c_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, true, device, dtype, fanInFanOut: true);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Gpt2Context ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], s = x.shape[1], d = x.shape[2];
+        var qkv = c_attn.forward(x).split(d, 2);
+        Tensor Heads(Tensor t) => t.view(b, s, _heads, _headDim).transpose(1, 2);
+        var q = Heads(qkv[0]);
+        var k = Heads(qkv[1]);
+        var v = Heads(qkv[2]);
+        if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
+        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, _scale);
+        return c_proj.forward(attn.transpose(1, 2).reshape(b, s, d)).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+{
+    private readonly LinearLayer c_fc, c_proj;
+    private readonly Func<Tensor, Tensor> _act;
+
+    public Gpt2Mlp(Gpt2Config c, Device device, ScalarType dtype) : base(nameof(Gpt2Mlp))
+    {
+        c_fc = new LinearLayer(c.HiddenSize, c.InnerSize, true, device, dtype, fanInFanOut: true);
+        c_proj = new LinearLayer(c.InnerSize, c.HiddenSize, true, device, dtype, fanInFanOut: true);
+        _act = Activations.Get(c.Activation);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        return c_proj.forward(_act(c_fc.forward(x))).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class Gpt2Block : nn.Module<Tensor, Gpt2Context, Tensor>
+{
+    private readonly LayerNormLayer ln_1, ln_2;
+    private readonly Gpt2Attention attn;
+    private readonly Gpt2Mlp mlp;
+
+    public Gpt2Block(Gpt2Config c, int layer, Device device, ScalarType dtype) : base(nameof(Gpt2Block))
+    {
+        ln_1 = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        attn = new Gpt2Attention(c, layer, device, dtype);
+        ln_2 = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        mlp = new Gpt2Mlp(c, device, dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Gpt2Context ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = x + attn.forward(ln_1.forward(x), ctx);
+        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The <c>transformer.*</c> part of GPT2LMHeadModel.</summary>
+internal sealed class Gpt2Backbone : nn.Module
+{
+    public readonly EmbeddingLayer wte, wpe;
+    public readonly ModuleList<Gpt2Block> h;
+    public readonly LayerNormLayer ln_f;
+
+    public Gpt2Backbone(Gpt2Config c, Device device, ScalarType dtype) : base(nameof(Gpt2Backbone))
+    {
+        wte = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
+        wpe = new EmbeddingLayer(c.MaxPositions, c.HiddenSize, device, dtype);
+        h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i, device, dtype)).ToArray());
+        ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        RegisterComponents();
+    }
+}
+#pragma warning restore IDE1006

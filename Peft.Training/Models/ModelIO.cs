@@ -1,0 +1,79 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models;
+
+/// <summary>Inputs of one forward pass (a subset is used by each family).</summary>
+public sealed class ForwardArgs
+{
+    /// <summary>int64 [batch, seq]. Either this or <see cref="InputsEmbeds"/>.</summary>
+    public Tensor? InputIds { get; init; }
+    /// <summary>[batch, seq, hidden]: used by prompt tuning / P-tuning, which prepend virtual token embeddings.</summary>
+    public Tensor? InputsEmbeds { get; init; }
+    /// <summary>int64 [batch, past + seq], 1 = attend, 0 = padding. Null = all ones.</summary>
+    public Tensor? AttentionMask { get; init; }
+    /// <summary>int64 [batch, seq]. Null = past .. past+seq-1 (what transformers does without position_ids).</summary>
+    public Tensor? PositionIds { get; init; }
+    /// <summary>Key/value cache, read and appended to. Null = no cache.</summary>
+    public KvCache? Cache { get; init; }
+    public bool OutputHiddenStates { get; init; }
+    public Tensor? TokenTypeIds { get; init; }
+    public Tensor? DecoderInputIds { get; init; }
+    public Tensor? DecoderAttentionMask { get; init; }
+    /// <summary>Encoder outputs reused across decoder steps (encoder-decoder generation).</summary>
+    public Tensor? EncoderHiddenStates { get; init; }
+}
+
+/// <summary>Outputs of one forward pass. Disposing releases the tensors it owns.</summary>
+public sealed class ModelOutput : IDisposable
+{
+    public required Tensor Logits { get; init; }
+    public IReadOnlyList<Tensor>? HiddenStates { get; init; }
+    /// <summary>Last hidden state (before the head).</summary>
+    public Tensor? LastHiddenState { get; init; }
+    public Tensor? EncoderLastHiddenState { get; init; }
+
+    public void Dispose()
+    {
+        Logits.Dispose();
+        LastHiddenState?.Dispose();
+        EncoderLastHiddenState?.Dispose();
+        if (HiddenStates is not null) foreach (var h in HiddenStates) h.Dispose();
+    }
+}
+
+public enum TaskType
+{
+    CausalLM,
+    Seq2SeqLM,
+    SequenceClassification,
+    TokenClassification,
+    QuestionAnswering,
+    FeatureExtraction,
+}
+
+public static class TaskTypes
+{
+    public static string ToPeftString(this TaskType t) => t switch
+    {
+        TaskType.CausalLM => "CAUSAL_LM",
+        TaskType.Seq2SeqLM => "SEQ_2_SEQ_LM",
+        TaskType.SequenceClassification => "SEQ_CLS",
+        TaskType.TokenClassification => "TOKEN_CLS",
+        TaskType.QuestionAnswering => "QUESTION_ANS",
+        TaskType.FeatureExtraction => "FEATURE_EXTRACTION",
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+
+    public static TaskType? Parse(string? s) => s switch
+    {
+        null => null,
+        "CAUSAL_LM" => TaskType.CausalLM,
+        "SEQ_2_SEQ_LM" => TaskType.Seq2SeqLM,
+        "SEQ_CLS" => TaskType.SequenceClassification,
+        "TOKEN_CLS" => TaskType.TokenClassification,
+        "QUESTION_ANS" => TaskType.QuestionAnswering,
+        "FEATURE_EXTRACTION" => TaskType.FeatureExtraction,
+        _ => throw new ArgumentException($"unknown task_type '{s}' (expected CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS, TOKEN_CLS, QUESTION_ANS or FEATURE_EXTRACTION)"),
+    };
+}

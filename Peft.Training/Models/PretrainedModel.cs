@@ -1,0 +1,170 @@
+using Peft.Training.IO;
+using Peft.Training.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models;
+
+/// <summary>
+/// Root of every model family (the equivalent of a transformers <c>...ForCausalLM</c> etc.). Parameter names are
+/// the Hugging Face state-dict keys, so checkpoints load by name and adapters address modules by HF paths.
+/// </summary>
+public abstract class PretrainedModel : nn.Module
+{
+    protected PretrainedModel(string name, ModelConfig config, TaskType task, Device device, ScalarType dtype) : base(name)
+    {
+        Config = config;
+        Task = task;
+        Device = device;
+        DType = dtype;
+    }
+
+    public ModelConfig Config { get; }
+    public TaskType Task { get; }
+    public Device Device { get; private set; }
+    public ScalarType DType { get; private set; }
+    public string ModelType => Config.ModelType;
+
+    /// <summary>Path or hub id the model came from (recorded as <c>base_model_name_or_path</c>).</summary>
+    public string NameOrPath { get; set; } = "";
+
+    public abstract int NumLayers { get; }
+    public abstract int HiddenSize { get; }
+    public abstract int NumAttentionHeads { get; }
+    public abstract int NumKeyValueHeads { get; }
+    public virtual int HeadDim => HiddenSize / NumAttentionHeads;
+    public abstract int VocabSize { get; }
+    public virtual bool IsEncoderDecoder => false;
+
+    /// <summary>The word-embedding table (prompt tuning reads it, LoRA can target it).</summary>
+    public abstract EmbeddingLayer InputEmbeddings { get; }
+
+    /// <summary>Module path of the output embedding / LM head (excluded from "all-linear"), if any.</summary>
+    public virtual string? OutputEmbeddingName => Task == TaskType.CausalLM || Task == TaskType.Seq2SeqLM ? "lm_head" : null;
+
+    /// <summary>Names of parameters that are aliases of another parameter (tied), omitted when saving.</summary>
+    public virtual IReadOnlyCollection<string> TiedParameterNames => Array.Empty<string>();
+
+    /// <summary>Parameter names a checkpoint may lack without error (e.g. tied heads); all tied names by default.</summary>
+    protected virtual bool IsOptionalInCheckpoint(string name) => TiedParameterNames.Contains(name);
+
+    public abstract ModelOutput Forward(ForwardArgs args);
+
+    /// <summary>Parameters by HF name, each tensor once (tied aliases dropped), in registration order.</summary>
+    public IEnumerable<(string Name, Parameter Param)> UniqueNamedParameters()
+    {
+        var seen = new HashSet<IntPtr>();
+        foreach (var (name, p) in named_parameters())
+            if (seen.Add(p.Handle)) yield return (name, p);
+    }
+
+    /// <summary>Copies every parameter from a checkpoint (cast to the parameter's dtype/device).</summary>
+    public void LoadWeights(CheckpointReader reader, string source)
+    {
+        using var noGrad = torch.no_grad();
+        var loaded = new HashSet<IntPtr>();
+        foreach (var (name, p) in named_parameters())
+        {
+            if (loaded.Contains(p.Handle)) continue;
+            string key = CheckpointKey(name);
+            if (!reader.Contains(key))
+            {
+                if (IsOptionalInCheckpoint(name)) continue;
+                throw new ModelLoadException($"{source}: weight '{key}' is missing from the checkpoint");
+            }
+            var entry = reader.Entry(key);
+            if (!entry.Shape.SequenceEqual(p.shape))
+                throw new ModelLoadException(
+                    $"{source}: weight '{key}' has shape [{string.Join(", ", entry.Shape)}] but the model expects [{string.Join(", ", p.shape)}]");
+            using var t = reader.Load(key, p.device, p.dtype);
+            p.copy_(t);
+            loaded.Add(p.Handle);
+        }
+    }
+
+    /// <summary>Maps an in-memory parameter name to its checkpoint key (identity unless a family needs otherwise).</summary>
+    protected virtual string CheckpointKey(string parameterName) => parameterName;
+
+    /// <summary>
+    /// Random initialisation like transformers' <c>_init_weights</c>: linear/embedding weights ~ N(0, initializer_range),
+    /// biases 0, norm weights 1. Used when building a model from config for (pre)training.
+    /// </summary>
+    public virtual void InitWeights(long seed)
+    {
+        using var noGrad = torch.no_grad();
+        var gen = new Generator((ulong)seed, Device);
+        double std = Config.TryGetDouble("initializer_range", "init_std") ?? 0.02;
+        foreach (var (_, module) in named_modules())
+        {
+            switch (module)
+            {
+                case LinearLayer lin:
+                    lin.weight.normal_(0, std, gen);
+                    lin.bias?.zero_();
+                    break;
+                case EmbeddingLayer emb:
+                    emb.weight.normal_(0, std, gen);
+                    if (emb.PaddingIdx is long pad) emb.weight[pad].zero_();
+                    break;
+                case RmsNorm rms:
+                    rms.weight.fill_(1);
+                    break;
+                case LayerNormLayer ln:
+                    ln.weight.fill_(1);
+                    ln.bias?.zero_();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Saves the model as an HF folder: config.json + model.safetensors (tied aliases omitted).</summary>
+    public void SavePretrained(string dir, ScalarType? dtype = null)
+    {
+        Directory.CreateDirectory(dir);
+        var tied = TiedParameterNames;
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, p) in UniqueNamedParameters())
+        {
+            if (tied.Contains(name)) continue;
+            Tensor t = p.detach();
+            if (dtype is { } d && t.dtype != d) t = t.to(d);
+            tensors.Add(new(CheckpointKey(name), t));
+        }
+        Safetensors.Save(Path.Combine(dir, "model.safetensors"), tensors);
+        foreach (var kv in tensors) kv.Value.Dispose();
+        var cfg = Config.Clone();
+        if (dtype is { } dd) cfg.Json["torch_dtype"] = DTypes.ToHfName(dd);
+        cfg.Save(Path.Combine(dir, "config.json"));
+    }
+
+    /// <summary>Moves the model to a device (keeps <see cref="Device"/> in sync so new tensors land there too).</summary>
+    public void MoveTo(Device device)
+    {
+        this.to(device);
+        Device = device;
+    }
+}
+
+public sealed class ModelLoadException(string message) : Exception(message);
+
+public static class DTypes
+{
+    public static ScalarType FromHfName(string? name) => name switch
+    {
+        null or "float32" or "float" => ScalarType.Float32,
+        "bfloat16" => ScalarType.BFloat16,
+        "float16" or "half" => ScalarType.Float16,
+        "float64" => ScalarType.Float64,
+        _ => throw new ArgumentException($"unsupported dtype '{name}' (expected float32, bfloat16 or float16)"),
+    };
+
+    public static string ToHfName(ScalarType t) => t switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        ScalarType.Float64 => "float64",
+        _ => throw new ArgumentException($"unsupported dtype {t}"),
+    };
+}

@@ -1,0 +1,57 @@
+using Peft.Training.Models;
+
+namespace Peft.Training.Tuners;
+
+/// <summary>
+/// Loads an adapter folder together with its base model (≈ <c>AutoPeftModelForCausalLM.from_pretrained</c>). The base is
+/// found from <c>base_model_name_or_path</c>: an existing path as is, otherwise that name under each model root
+/// (<see cref="ModelRoots"/>, then the <c>PEFT_MODEL_ROOT</c> environment variable, then the adapter's parent folder).
+/// </summary>
+public static class AutoPeftModel
+{
+    public static PeftModel FromPretrained(string adapterDir, IReadOnlyList<string>? modelRoots = null,
+        ModelLoadOptions? options = null, bool isTrainable = false, string adapterName = PeftModel.DefaultAdapterName)
+    {
+        var config = PeftConfigs.Load(adapterDir);
+        string baseDir = ResolveBaseModel(config.BaseModelNameOrPath, adapterDir, modelRoots);
+        options ??= new ModelLoadOptions();
+        if (options.Task is null && config.TaskType is { } task) options = options with { Task = task };
+        var model = AutoModel.FromPretrained(baseDir, options);
+        try
+        {
+            return PeftModel.FromPretrained(model, adapterDir, adapterName, isTrainable);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public static string ResolveBaseModel(string? nameOrPath, string adapterDir, IReadOnlyList<string>? modelRoots)
+    {
+        string configFile = Path.Combine(adapterDir, PeftModel.ConfigFileName);
+        if (string.IsNullOrEmpty(nameOrPath))
+            throw new PeftConfigException($"{configFile}: 'base_model_name_or_path' is empty; load the base model yourself and use PeftModel.FromPretrained");
+        var tried = new List<string>();
+        bool IsModel(string dir) => File.Exists(Path.Combine(dir, "config.json"));
+        if (Path.IsPathRooted(nameOrPath))
+        {
+            if (IsModel(nameOrPath)) return nameOrPath;
+            tried.Add(nameOrPath);
+        }
+        var roots = new List<string>(modelRoots ?? []);
+        if (Environment.GetEnvironmentVariable("PEFT_MODEL_ROOT") is { Length: > 0 } env) roots.AddRange(env.Split(Path.PathSeparator));
+        roots.Add(Path.GetDirectoryName(Path.GetFullPath(adapterDir))!);
+        foreach (var root in roots)
+        {
+            foreach (var candidate in new[] { Path.Combine(root, nameOrPath), Path.Combine(root, nameOrPath.Replace('/', Path.DirectorySeparatorChar)), Path.Combine(root, nameOrPath.Split('/')[^1]) })
+            {
+                if (IsModel(candidate)) return candidate;
+                tried.Add(candidate);
+            }
+        }
+        throw new DirectoryNotFoundException(
+            $"{configFile}: base model '{nameOrPath}' not found (looked in: {string.Join(", ", tried.Distinct())}); pass a model root or set PEFT_MODEL_ROOT");
+    }
+}

@@ -1,0 +1,36 @@
+using Peft.Training.Models;
+using TorchSharp.Modules;
+
+namespace Peft.Training.Tuners;
+
+/// <summary>One adapter tensor: its key in <c>adapter_model.safetensors</c> and the live parameter.</summary>
+public sealed record AdapterTensor(string CheckpointKey, Parameter Parameter);
+
+/// <summary>
+/// Model-level logic of one PEFT method (PEFT's <c>LoraModel</c>, <c>IA3Model</c> ...): injects per-layer adapters into
+/// the base model and runs forward passes. A <see cref="PeftModel"/> owns exactly one tuner (one peft_type).
+/// </summary>
+public interface ITuner
+{
+    /// <summary>Adds an adapter (layers created and initialised); does not activate it.</summary>
+    void AddAdapter(string name, PeftConfig config);
+    void DeleteAdapter(string name);
+    void SetActiveAdapters(IReadOnlyList<string> names);
+    /// <summary>The tensors saved for an adapter, with checkpoint keys (adapter name removed, <c>base_model.model.</c> prefix).</summary>
+    IEnumerable<AdapterTensor> AdapterTensors(string adapter);
+    ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames);
+    bool Disabled { get; set; }
+    bool CanMerge { get; }
+    void Merge(IReadOnlyList<string>? adapters, bool safe);
+    void Unmerge();
+    /// <summary>Removes every adapter layer from the base model (optionally merging first).</summary>
+    void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe);
+}
+
+/// <summary>Registration of a PEFT method: its <c>peft_type</c>, config and tuner.</summary>
+public interface IPeftMethod
+{
+    string PeftType { get; }
+    PeftConfig CreateConfig();
+    ITuner CreateTuner(PeftModel model);
+}

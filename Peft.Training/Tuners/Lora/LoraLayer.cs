@@ -1,0 +1,208 @@
+using Peft.Training.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Tuners.Lora;
+
+/// <summary>Per-adapter hyper-parameters of one LoRA layer.</summary>
+public sealed record LoraAdapterSettings(int R, double Alpha, double Dropout, bool UseRslora, bool UseDora, bool LoraBias)
+{
+    /// <summary>alpha / r, or alpha / √r with rsLoRA.</summary>
+    public double Scaling { get; set; } = UseRslora ? Alpha / Math.Sqrt(R) : Alpha / R;
+}
+
+/// <summary>
+/// LoRA on one Linear / GPT-2 Conv1D / Embedding layer: y = base(x) + s·B(A(dropout(x))) for each active adapter.
+/// Parameters live on the host layer under PEFT's names: <c>lora_A.{adapter}.weight</c> [r, in],
+/// <c>lora_B.{adapter}.weight</c> [out, r], <c>lora_embedding_A.{adapter}</c> [r, vocab],
+/// <c>lora_embedding_B.{adapter}</c> [dim, r], <c>lora_magnitude_vector.{adapter}</c> [out] (DoRA).
+/// </summary>
+public sealed partial class LoraLayer : ILayerTuner
+{
+    public const string BaseRowName = "__base__";
+
+    private readonly LinearLayer? _linear;
+    private readonly EmbeddingLayer? _embedding;
+    private readonly ModuleMap<LinearLayer>? _loraA, _loraB;
+    private readonly ParameterDict? _embA, _embB;
+    private ParameterDict? _magnitude;
+    private readonly Dictionary<string, LoraAdapterSettings> _settings = new();
+    private readonly Dictionary<string, Tensor> _doraMergeFactors = new();
+
+    public LoraLayer(IAdaptableLayer host)
+    {
+        Host = host;
+        var module = host.AsModule;
+        switch (host)
+        {
+            case LinearLayer lin:
+                _linear = lin;
+                _loraA = new ModuleMap<LinearLayer>();
+                _loraB = new ModuleMap<LinearLayer>();
+                module.register_module("lora_A", _loraA);
+                module.register_module("lora_B", _loraB);
+                break;
+            case EmbeddingLayer emb:
+                _embedding = emb;
+                _embA = new ParameterDict();
+                _embB = new ParameterDict();
+                module.register_module("lora_embedding_A", _embA);
+                module.register_module("lora_embedding_B", _embB);
+                break;
+            default:
+                throw new NotSupportedException($"LoRA does not support {host.GetType().Name}");
+        }
+        host.Tuner = this;
+    }
+
+    public IAdaptableLayer Host { get; }
+    public bool IsEmbedding => _embedding is not null;
+    public IReadOnlyDictionary<string, LoraAdapterSettings> Settings => _settings;
+    public List<string> ActiveAdapters { get; } = new();
+    public List<string> MergedAdapters { get; } = new();
+    public bool Merged => MergedAdapters.Count > 0;
+    public bool Disabled { get; set; }
+    /// <summary>Mixed-batch inference: one adapter name per batch row (<see cref="BaseRowName"/> = none), set per forward.</summary>
+    public IReadOnlyList<string>? RowAdapterNames { get; set; }
+
+    private long InFeatures => _linear?.InFeatures ?? _embedding!.NumEmbeddings;
+    private long OutFeatures => _linear?.OutFeatures ?? _embedding!.EmbeddingDim;
+    private Tensor BaseWeight => Host.weight;
+
+    public bool Has(string adapter) => _settings.ContainsKey(adapter);
+
+    /// <summary>The A and B matrices of an adapter as [r, in] and [out, r] (embedding tables are stored that way too).</summary>
+    public (Tensor A, Tensor B) Factors(string adapter) => _linear is not null
+        ? (_loraA![adapter].weight, _loraB![adapter].weight)
+        : (_embA![adapter], _embB![adapter]);
+
+    internal Parameter? LoraBBias(string adapter) => _linear is not null ? _loraB![adapter].bias : null;
+
+    public Parameter? Magnitude(string adapter) => _magnitude is not null && _magnitude.TryGetValue(adapter, out var m) ? m : null;
+
+    public IEnumerable<Parameter> AdapterParameters(string adapter)
+    {
+        var (a, b) = Factors(adapter);
+        yield return (Parameter)a;
+        yield return (Parameter)b;
+        if (_linear is not null && _loraB![adapter].bias is { } bias) yield return bias;
+        if (Magnitude(adapter) is { } m) yield return m;
+    }
+
+    public void AddAdapter(string name, LoraAdapterSettings settings, string initMode, Generator? generator)
+    {
+        if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
+        if (settings.R <= 0) throw new ArgumentException($"LoRA rank must be positive, got {settings.R}");
+        if (settings.UseDora && IsEmbedding) throw new NotSupportedException("DoRA on embedding layers is not supported");
+        var device = BaseWeight.device;
+        var dtype = ScalarType.Float32; // adapters are kept in float32 (PEFT autocasts half-precision adapters up)
+        using var noGrad = torch.no_grad();
+        if (_linear is not null)
+        {
+            var a = new LinearLayer(InFeatures, settings.R, false, device, dtype);
+            var b = new LinearLayer(settings.R, OutFeatures, settings.LoraBias, device, dtype);
+            _loraA!.Add(name, a);
+            _loraB!.Add(name, b);
+        }
+        else
+        {
+            _embA!.Add(name, new Parameter(torch.zeros([settings.R, InFeatures], dtype, device)));
+            _embB!.Add(name, new Parameter(torch.zeros([OutFeatures, settings.R], dtype, device)));
+        }
+        _settings[name] = settings;
+        LoraInit.Initialise(this, name, initMode, generator);
+        if (settings.UseDora)
+        {
+            if (_magnitude is null)
+            {
+                _magnitude = new ParameterDict();
+                Host.AsModule.register_module("lora_magnitude_vector", _magnitude);
+            }
+            _magnitude.Add(name, new Parameter(WeightNorm(name).to(dtype)));
+        }
+    }
+
+    public void DeleteAdapter(string name)
+    {
+        if (MergedAdapters.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it before deleting");
+        if (!_settings.Remove(name)) return;
+        if (_linear is not null) { _loraA!.Remove(name); _loraB!.Remove(name); }
+        else { _embA!.Remove(name); _embB!.Remove(name); }
+        _magnitude?.Remove(name);
+        ActiveAdapters.Remove(name);
+    }
+
+    /// <summary>Removes every LoRA container from the host (after merge_and_unload / unload).</summary>
+    public void Detach()
+    {
+        var m = Host.AsModule;
+        foreach (var n in new[] { "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector" })
+            m.register_module(n, null!);
+        Host.Tuner = null;
+    }
+
+    private Tensor Dropout(string adapter, Tensor x)
+    {
+        double p = _settings[adapter].Dropout;
+        return p > 0 && Host.AsModule.training ? nn.functional.dropout(x, p, true) : x;
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        if (Disabled)
+        {
+            if (Merged) Unmerge();
+            return Host.BaseForward(x);
+        }
+        if (RowAdapterNames is not null) return MixedBatchForward(x, RowAdapterNames);
+        if (Merged) return Host.BaseForward(x);
+        using var scope = torch.NewDisposeScope();
+        var result = Host.BaseForward(x);
+        var outDtype = result.dtype;
+        foreach (var name in ActiveAdapters)
+        {
+            if (!_settings.TryGetValue(name, out var s)) continue;
+            if (_linear is not null)
+            {
+                var xa = x.to(ScalarType.Float32);
+                if (s.UseDora) result = result + DoraDelta(name, Dropout(name, xa)).to(outDtype);
+                else result = result + (_loraB![name].forward(_loraA![name].forward(Dropout(name, xa))) * s.Scaling).to(outDtype);
+            }
+            else
+            {
+                result = result + EmbeddingDelta(name, x).to(outDtype);
+            }
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private Tensor EmbeddingDelta(string name, Tensor ids)
+    {
+        var afterA = EmbeddingLayer.Lookup(_embA![name].t(), ids);
+        return afterA.matmul(_embB![name].t()) * _settings[name].Scaling;
+    }
+
+    /// <summary>Each row gets its own adapter; rows naming an adapter this layer lacks get the base output.</summary>
+    private Tensor MixedBatchForward(Tensor x, IReadOnlyList<string> rows)
+    {
+        if (Merged) throw new InvalidOperationException("mixed-batch inference (adapter_names) cannot be used while adapters are merged");
+        if (x.shape[0] != rows.Count)
+            throw new ArgumentException($"adapter_names has {rows.Count} entries but the batch has {x.shape[0]} rows");
+        using var scope = torch.NewDisposeScope();
+        var result = Host.BaseForward(x);
+        var outDtype = result.dtype;
+        foreach (var name in rows.Distinct())
+        {
+            if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
+            if (s.UseDora) throw new NotSupportedException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
+            var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
+            var sub = x.index_select(0, idx);
+            Tensor delta = _linear is not null
+                ? _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * s.Scaling
+                : EmbeddingDelta(name, sub);
+            result = result.index_add(0, idx, delta.to(outDtype), 1);
+        }
+        return result.MoveToOuterDisposeScope();
+    }
+}

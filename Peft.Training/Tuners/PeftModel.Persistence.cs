@@ -1,0 +1,97 @@
+using Peft.Training.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Tuners;
+
+public sealed partial class PeftModel
+{
+    public const string ConfigFileName = "adapter_config.json";
+    public const string WeightsFileName = "adapter_model.safetensors";
+
+    /// <summary>
+    /// Saves adapters in the Hugging Face PEFT layout: "default" in <paramref name="dir"/>, any other adapter in
+    /// <c>dir/&lt;name&gt;/</c>; each gets adapter_config.json + adapter_model.safetensors, written atomically.
+    /// </summary>
+    public void SavePretrained(string dir, IReadOnlyList<string>? selectedAdapters = null)
+    {
+        foreach (var name in selectedAdapters ?? _configs.Keys.ToList())
+        {
+            if (!_configs.TryGetValue(name, out var cfg)) throw new ArgumentException($"adapter '{name}' not found");
+            string target = name == DefaultAdapterName ? dir : Path.Combine(dir, name);
+            SaveAdapter(name, cfg, target);
+        }
+    }
+
+    private void SaveAdapter(string name, PeftConfig cfg, string target)
+    {
+        Directory.CreateDirectory(target);
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        using (torch.no_grad())
+            foreach (var t in AdapterTensors(name)) tensors.Add(new(t.CheckpointKey, t.Parameter.detach()));
+        try
+        {
+            Safetensors.Save(Path.Combine(target, WeightsFileName), tensors);
+        }
+        finally
+        {
+            foreach (var kv in tensors) kv.Value.Dispose();
+        }
+        // PEFT writes inference_mode=true in saved configs, whatever the live value.
+        bool mode = cfg.InferenceMode;
+        cfg.InferenceMode = true;
+        try { cfg.Save(Path.Combine(target, ConfigFileName)); }
+        finally { cfg.InferenceMode = mode; }
+    }
+
+    /// <summary>Result of loading adapter weights: keys the file had but the model does not, and vice versa.</summary>
+    public sealed record AdapterLoadReport(IReadOnlyList<string> UnexpectedKeys, IReadOnlyList<string> MissingKeys);
+
+    /// <summary>Loads an adapter folder under <paramref name="name"/> (≈ <c>load_adapter</c>).</summary>
+    public AdapterLoadReport LoadAdapter(string adapterDir, string name, bool isTrainable = false)
+    {
+        var config = PeftConfigs.Load(adapterDir);
+        config.InferenceMode = !isTrainable;
+        AddAdapter(name, config);
+        try
+        {
+            string file = Path.Combine(adapterDir, WeightsFileName);
+            if (!File.Exists(file)) throw new FileNotFoundException($"{file}: adapter weights not found", file);
+            return LoadAdapterWeights(name, file);
+        }
+        catch
+        {
+            DeleteAdapter(name);
+            throw;
+        }
+    }
+
+    /// <summary>Copies tensors of a safetensors file into an existing adapter, checking every shape first.</summary>
+    public AdapterLoadReport LoadAdapterWeights(string name, string file)
+    {
+        var targets = AdapterTensors(name).ToDictionary(t => t.CheckpointKey, t => t.Parameter);
+        using var st = SafetensorsFile.Open(file);
+        var unexpected = new List<string>();
+        var plan = new List<(string Key, TorchSharp.Modules.Parameter Param)>();
+        foreach (var e in st.Entries)
+        {
+            if (!targets.TryGetValue(e.Name, out var p)) { unexpected.Add(e.Name); continue; }
+            if (!e.Shape.SequenceEqual(p.shape))
+                throw new AdapterLoadException(
+                    $"{file}: tensor '{e.Name}' has shape [{string.Join(", ", e.Shape)}] but the model expects [{string.Join(", ", p.shape)}]; was the adapter trained on a different base model?");
+            plan.Add((e.Name, p));
+        }
+        if (plan.Count == 0)
+            throw new AdapterLoadException($"{file}: none of its tensors belongs to this model's adapter '{name}' (first key: '{st.Entries.FirstOrDefault()?.Name}')");
+        using (torch.no_grad())
+            foreach (var (key, p) in plan)
+            {
+                using var t = st.Load(key, p.device, p.dtype);
+                p.copy_(t);
+            }
+        var missing = targets.Keys.Except(plan.Select(x => x.Key)).ToList();
+        return new AdapterLoadReport(unexpected, missing);
+    }
+}
+
+public sealed class AdapterLoadException(string message) : Exception(message);

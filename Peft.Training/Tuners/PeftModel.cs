@@ -1,0 +1,215 @@
+using System.Globalization;
+using Peft.Training.IO;
+using Peft.Training.Models;
+using Peft.Training.Nn;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Tuners;
+
+/// <summary>
+/// A base model wrapped with one or more adapters of one PEFT method — the equivalent of PEFT's <c>PeftModel</c>
+/// (<see cref="Create"/> ≈ <c>get_peft_model</c>, <see cref="FromPretrained"/> ≈ <c>PeftModel.from_pretrained</c>).
+/// </summary>
+public sealed partial class PeftModel : IDisposable
+{
+    public const string DefaultAdapterName = "default";
+
+    private readonly Dictionary<string, PeftConfig> _configs = new();
+    private readonly Dictionary<string, ModulesToSaveLayer> _modulesToSave = new();
+    private readonly List<string> _active = new();
+
+    private PeftModel(PretrainedModel baseModel, string peftType, long? seed)
+    {
+        BaseModel = baseModel;
+        PeftType = peftType;
+        Generator = seed is long s ? new Generator((ulong)s, baseModel.Device) : null;
+        Tuner = PeftMethods.Get(peftType).CreateTuner(this);
+    }
+
+    public PretrainedModel BaseModel { get; }
+    public string PeftType { get; }
+    public ITuner Tuner { get; }
+    /// <summary>RNG for adapter initialisation (null = torch's global generator).</summary>
+    public Generator? Generator { get; }
+    public IReadOnlyDictionary<string, PeftConfig> Configs => _configs;
+    public IReadOnlyList<string> ActiveAdapters => _active;
+    public string ActiveAdapter => _active.Count > 0 ? _active[0] : throw new InvalidOperationException("no active adapter");
+    public PeftConfig ActiveConfig => _configs[ActiveAdapter];
+
+    /// <summary>Wraps <paramref name="model"/> with a new adapter (≈ <c>get_peft_model</c>). The base weights are frozen.</summary>
+    public static PeftModel Create(PretrainedModel model, PeftConfig config, string adapterName = DefaultAdapterName, long? seed = null)
+    {
+        var peft = new PeftModel(model, config.PeftType, seed);
+        config.BaseModelNameOrPath ??= model.NameOrPath;
+        config.TaskType ??= model.Task;
+        peft.AddAdapter(adapterName, config);
+        peft.SetAdapter(adapterName);
+        return peft;
+    }
+
+    /// <summary>Loads a saved adapter folder onto <paramref name="model"/> (≈ <c>PeftModel.from_pretrained</c>).</summary>
+    public static PeftModel FromPretrained(PretrainedModel model, string adapterDir, string adapterName = DefaultAdapterName, bool isTrainable = false)
+    {
+        var config = PeftConfigs.Load(adapterDir);
+        var peft = new PeftModel(model, config.PeftType, null);
+        peft.LoadAdapter(adapterDir, adapterName, isTrainable);
+        peft.SetAdapter(adapterName);
+        return peft;
+    }
+
+    /// <summary>Adds an adapter without activating it (≈ <c>add_adapter</c>).</summary>
+    public void AddAdapter(string name, PeftConfig config)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('.')) throw new ArgumentException($"invalid adapter name '{name}'");
+        if (_configs.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' already exists");
+        if (config.PeftType != PeftType)
+            throw new PeftConfigException($"cannot combine adapters of different types ({PeftType} and {config.PeftType}) in one model");
+        config.Validate();
+        config.TaskType ??= BaseModel.Task;
+        using var noGrad = torch.no_grad();
+        Tuner.AddAdapter(name, config);
+        try
+        {
+            AddModulesToSave(name, config);
+        }
+        catch
+        {
+            Tuner.DeleteAdapter(name);
+            throw;
+        }
+        _configs[name] = config;
+        UpdateTrainable();
+    }
+
+    private void AddModulesToSave(string adapter, PeftConfig config)
+    {
+        if (config.ModulesToSave is not { Count: > 0 } names) return;
+        bool any = false;
+        foreach (var (path, module) in BaseModel.named_modules().ToList())
+        {
+            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path) || !TargetMatching.MatchesList(names, path)) continue;
+            var leaves = module is IAdaptableLayer single
+                ? [(path, single)]
+                : module.named_modules().Where(m => m.module is IAdaptableLayer && !TargetMatching.IsAdapterInternal(m.name))
+                    .Select(m => ($"{path}.{m.name}", (IAdaptableLayer)m.module)).ToList();
+            foreach (var (leafPath, leaf) in leaves)
+            {
+                if (!_modulesToSave.TryGetValue(leafPath, out var wrapper))
+                {
+                    wrapper = new ModulesToSaveLayer(leaf);
+                    _modulesToSave[leafPath] = wrapper;
+                }
+                wrapper.AddAdapter(adapter);
+                any = true;
+            }
+        }
+        if (!any) throw new PeftConfigException($"modules_to_save: none of [{string.Join(", ", names)}] was found in the base model");
+    }
+
+    /// <summary>Makes one adapter active (and trainable unless its config is in inference mode).</summary>
+    public void SetAdapter(string name) => SetAdapters([name]);
+
+    /// <summary>Activates several adapters at once; their outputs are summed (LoRA).</summary>
+    public void SetAdapters(IReadOnlyList<string> names)
+    {
+        foreach (var n in names)
+            if (!_configs.ContainsKey(n)) throw new ArgumentException($"adapter '{n}' not found (available: {string.Join(", ", _configs.Keys)})");
+        _active.Clear();
+        _active.AddRange(names);
+        Tuner.SetActiveAdapters(names);
+        foreach (var w in _modulesToSave.Values) w.Active = names.FirstOrDefault(n => w.Adapters.Contains(n));
+        UpdateTrainable();
+    }
+
+    /// <summary>Removes an adapter; if it was active the first remaining one (alphabetically) becomes active.</summary>
+    public void DeleteAdapter(string name)
+    {
+        if (!_configs.Remove(name)) throw new ArgumentException($"adapter '{name}' not found");
+        Tuner.DeleteAdapter(name);
+        foreach (var w in _modulesToSave.Values) w.Delete(name);
+        _active.Remove(name);
+        if (_active.Count == 0 && _configs.Count > 0) _active.Add(_configs.Keys.Order(StringComparer.Ordinal).First());
+        Tuner.SetActiveAdapters(_active);
+        foreach (var w in _modulesToSave.Values) w.Active = _active.FirstOrDefault(n => w.Adapters.Contains(n));
+        UpdateTrainable();
+    }
+
+    /// <summary>Turns every adapter off until the returned scope is disposed (≈ <c>with model.disable_adapter()</c>).</summary>
+    public IDisposable DisableAdapters()
+    {
+        Tuner.Disabled = true;
+        foreach (var w in _modulesToSave.Values) w.Disabled = true;
+        return new Scope(() =>
+        {
+            Tuner.Disabled = false;
+            foreach (var w in _modulesToSave.Values) w.Disabled = false;
+        });
+    }
+
+    /// <summary>Forward pass. <paramref name="adapterNames"/> gives one adapter per batch row (<c>"__base__"</c> = none).</summary>
+    public ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? adapterNames = null)
+    {
+        if (adapterNames is null) return Tuner.Forward(args, null);
+        foreach (var w in _modulesToSave.Values) w.RowAdapterNames = adapterNames;
+        try { return Tuner.Forward(args, adapterNames); }
+        finally { foreach (var w in _modulesToSave.Values) w.RowAdapterNames = null; }
+    }
+
+    /// <summary>Freezes the base; the active adapter's tensors (and bias/modules_to_save per config) become trainable.</summary>
+    private void UpdateTrainable()
+    {
+        foreach (var (_, p) in BaseModel.named_parameters()) p.requires_grad = false;
+        if (_active.Count == 0) return;
+        string active = _active[0];
+        var cfg = _configs[active];
+        if (cfg.InferenceMode) return;
+        foreach (var t in AdapterTensors(active)) t.Parameter.requires_grad = true;
+    }
+
+    /// <summary>Every tensor saved for an adapter (method tensors + modules_to_save copies), with checkpoint keys.</summary>
+    public IEnumerable<AdapterTensor> AdapterTensors(string adapter)
+    {
+        foreach (var t in Tuner.AdapterTensors(adapter)) yield return t;
+        foreach (var (path, w) in _modulesToSave)
+            foreach (var (suffix, p) in w.Parameters(adapter))
+                yield return new($"base_model.model.{path}.{suffix}", p);
+    }
+
+    /// <summary>(trainable, all) parameter counts with PEFT's semantics (shared tensors once, frozen originals included).</summary>
+    public (long Trainable, long All) GetNbTrainableParameters()
+    {
+        long trainable = 0, all = 0;
+        foreach (var (_, p) in BaseModel.UniqueNamedParameters())
+        {
+            all += p.numel();
+            if (p.requires_grad) trainable += p.numel();
+        }
+        return (trainable, all);
+    }
+
+    /// <summary><c>trainable params: 1,126,400 || all params: 1,101,174,784 || trainable%: 0.1023</c></summary>
+    public string TrainableParametersSummary()
+    {
+        var (t, a) = GetNbTrainableParameters();
+        return FormatSummary(t, a);
+    }
+
+    public static string FormatSummary(long trainable, long all) => string.Create(CultureInfo.InvariantCulture,
+        $"trainable params: {trainable:N0} || all params: {all:N0} || trainable%: {100.0 * trainable / all:F4}");
+
+    /// <summary>Prints <see cref="TrainableParametersSummary"/> to standard output (≈ <c>print_trainable_parameters()</c>).</summary>
+    public void PrintTrainableParameters() => Console.WriteLine(TrainableParametersSummary());
+
+    public void Dispose()
+    {
+        Generator?.Dispose();
+        if (!_detached) BaseModel.Dispose();
+    }
+
+    private sealed class Scope(Action onDispose) : IDisposable
+    {
+        private Action? _onDispose = onDispose;
+        public void Dispose() { _onDispose?.Invoke(); _onDispose = null; }
+    }
+}
