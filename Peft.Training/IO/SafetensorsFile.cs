@@ -9,6 +9,7 @@ namespace Peft.Training.IO;
 /// <summary>
 /// A read-only, memory-mapped safetensors file. The whole header is validated on <see cref="Open"/>, so a file
 /// that opens can be loaded from without format errors. Tensors are copied out of the map on demand.
+/// Loads may run concurrently from several threads, but not concurrently with <see cref="Dispose"/>.
 /// </summary>
 public sealed unsafe class SafetensorsFile : IDisposable
 {
