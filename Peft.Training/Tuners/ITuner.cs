@@ -34,3 +34,22 @@ public interface IPeftMethod
     PeftConfig CreateConfig();
     ITuner CreateTuner(PeftModel model);
 }
+
+/// <summary>
+/// Optional training hooks a tuner may implement; the trainer calls them for the user (PEFT users must call
+/// AdaLoRA's <c>update_and_allocate</c> by hand — a common complaint).
+/// </summary>
+public interface ITrainingAwareTuner
+{
+    /// <summary>Extra loss term added to the task loss (AdaLoRA's orthogonal regulariser); null if none.</summary>
+    TorchSharp.torch.Tensor? ExtraLoss();
+
+    /// <summary>Called after each optimizer step, before gradients are zeroed (AdaLoRA reads the gradients).</summary>
+    void OnOptimizerStep(int globalStep);
+}
+
+/// <summary>Tuners that prepend virtual tokens to the sequence (prompt tuning, P-tuning): labels get that many -100s.</summary>
+public interface IVirtualTokenTuner
+{
+    int VirtualTokensPrepended { get; }
+}
