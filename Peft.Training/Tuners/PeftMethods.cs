@@ -41,7 +41,9 @@ public static class PeftConfigs
     {
         var r = new JsonFieldReader(json, source);
         string peftType = r.String("peft_type") ?? throw r.Error("peft_type", "is missing");
-        var config = PeftMethods.Get(peftType).CreateConfig();
+        PeftConfig config;
+        try { config = PeftMethods.Get(peftType).CreateConfig(); }
+        catch (PeftConfigException e) { throw new PeftConfigException($"{source}: {e.Message}"); }
         config.ReadCommon(r);
         try { config.Validate(); }
         catch (PeftConfigException e) { throw new PeftConfigException($"{source}: {e.Message}"); }
