@@ -12,6 +12,8 @@ public class GoldenBaseModelTests
     [InlineData("llama_base")]
     [InlineData("qwen2_base")]
     [InlineData("gpt2_base")]
+    [InlineData("opt_base")]
+    [InlineData("bloom_base")]
     public void LogitsAndHiddenStatesMatchTransformers(string caseName)
     {
         using var scope = torch.NewDisposeScope();

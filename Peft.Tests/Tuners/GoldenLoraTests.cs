@@ -18,6 +18,8 @@ public class GoldenLoraTests
         { "qwen2_lora", "qwen2_base" },
         { "gpt2_lora", "gpt2_base" },
         { "gpt2_lora_rslora", "gpt2_base" },
+        { "opt_lora", "opt_base" },
+        { "bloom_lora", "bloom_base" },
     };
 
     private static PeftModel Load(string caseName, string baseName)

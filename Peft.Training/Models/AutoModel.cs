@@ -1,6 +1,8 @@
 using Peft.Training.IO;
+using Peft.Training.Models.Bloom;
 using Peft.Training.Models.Gpt2;
 using Peft.Training.Models.Llama;
+using Peft.Training.Models.Opt;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,6 +33,8 @@ public static class AutoModel
         ["mistral"] = (Llama, [TaskType.CausalLM]),
         ["qwen2"] = (Llama, [TaskType.CausalLM]),
         ["gpt2"] = ((c, t, d, s) => new Gpt2LMHeadModel(c, d, s), [TaskType.CausalLM]),
+        ["opt"] = ((c, t, d, s) => new OptForCausalLM(c, d, s), [TaskType.CausalLM]),
+        ["bloom"] = ((c, t, d, s) => new BloomForCausalLM(c, d, s), [TaskType.CausalLM]),
     };
 
     private static PretrainedModel Llama(ModelConfig c, TaskType t, Device d, ScalarType s) => new LlamaForCausalLM(c, d, s);

@@ -1,0 +1,102 @@
+using Peft.Training.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models.Bloom;
+
+internal sealed record BloomContext(Tensor Mask, Tensor Alibi, KvCache? Cache);
+
+#pragma warning disable IDE1006 // field names are the HF state-dict names
+internal sealed class BloomAttention : nn.Module<Tensor, BloomContext, Tensor>
+{
+    private readonly LinearLayer query_key_value, dense;
+    private readonly int _layer, _heads, _headDim;
+
+    public BloomAttention(BloomConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BloomAttention))
+    {
+        _layer = layer;
+        _heads = c.NumHeads;
+        _headDim = c.HiddenSize / c.NumHeads;
+        query_key_value = new LinearLayer(c.HiddenSize, 3 * c.HiddenSize, true, device, dtype);
+        dense = new LinearLayer(c.HiddenSize, c.HiddenSize, true, device, dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, BloomContext ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], s = x.shape[1];
+        // The fused projection is laid out [heads, 3, head_dim] per position (not [3, heads, head_dim]).
+        var fused = query_key_value.forward(x).view(b, s, _heads, 3, _headDim);
+        var q = fused.select(3, 0).transpose(1, 2);
+        var k = fused.select(3, 1).transpose(1, 2);
+        var v = fused.select(3, 2).transpose(1, 2);
+        if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
+        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim), ctx.Alibi);
+        return dense.forward(attn.transpose(1, 2).reshape(b, s, _heads * _headDim)).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class BloomMlp : nn.Module<Tensor, Tensor>
+{
+    private readonly LinearLayer dense_h_to_4h, dense_4h_to_h;
+
+    public BloomMlp(BloomConfig c, Device device, ScalarType dtype) : base(nameof(BloomMlp))
+    {
+        dense_h_to_4h = new LinearLayer(c.HiddenSize, 4 * c.HiddenSize, true, device, dtype);
+        dense_4h_to_h = new LinearLayer(4 * c.HiddenSize, c.HiddenSize, true, device, dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        return dense_4h_to_h.forward(Activations.GeluTanh(dense_h_to_4h.forward(x))).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class BloomBlock : nn.Module<Tensor, BloomContext, Tensor>
+{
+    private readonly LayerNormLayer input_layernorm, post_attention_layernorm;
+    private readonly BloomAttention self_attention;
+    private readonly BloomMlp mlp;
+    private readonly bool _residualPostLn;
+
+    public BloomBlock(BloomConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BloomBlock))
+    {
+        input_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        self_attention = new BloomAttention(c, layer, device, dtype);
+        post_attention_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        mlp = new BloomMlp(c, device, dtype);
+        _residualPostLn = c.ResidualPostLayerNorm;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, BloomContext ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        var ln1 = input_layernorm.forward(x);
+        var h = (_residualPostLn ? ln1 : x) + self_attention.forward(ln1, ctx);
+        var ln2 = post_attention_layernorm.forward(h);
+        return ((_residualPostLn ? ln2 : h) + mlp.forward(ln2)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary><c>transformer.*</c> of BloomForCausalLM.</summary>
+internal sealed class BloomBackbone : nn.Module
+{
+    public readonly EmbeddingLayer word_embeddings;
+    public readonly LayerNormLayer word_embeddings_layernorm, ln_f;
+    public readonly ModuleList<BloomBlock> h;
+
+    public BloomBackbone(BloomConfig c, Device device, ScalarType dtype) : base(nameof(BloomBackbone))
+    {
+        word_embeddings = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
+        word_embeddings_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        h = new ModuleList<BloomBlock>(Enumerable.Range(0, c.NumLayers).Select(i => new BloomBlock(c, i, device, dtype)).ToArray());
+        ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        RegisterComponents();
+    }
+}
+#pragma warning restore IDE1006

@@ -1,0 +1,109 @@
+using Peft.Training.Nn;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models.Opt;
+
+internal sealed record OptContext(Tensor Mask, KvCache? Cache);
+
+#pragma warning disable IDE1006 // field names are the HF state-dict names
+internal sealed class OptAttention : nn.Module<Tensor, OptContext, Tensor>
+{
+    private readonly LinearLayer k_proj, v_proj, q_proj, out_proj;
+    private readonly int _layer, _heads, _headDim;
+
+    public OptAttention(OptConfig c, int layer, Device device, ScalarType dtype) : base(nameof(OptAttention))
+    {
+        _layer = layer;
+        _heads = c.NumHeads;
+        _headDim = c.HiddenSize / c.NumHeads;
+        k_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, c.EnableBias, device, dtype);
+        v_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, c.EnableBias, device, dtype);
+        q_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, c.EnableBias, device, dtype);
+        out_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, c.EnableBias, device, dtype);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, OptContext ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], s = x.shape[1];
+        Tensor Heads(Tensor t) => t.view(b, s, _heads, _headDim).transpose(1, 2);
+        var q = Heads(q_proj.forward(x));
+        var k = Heads(k_proj.forward(x));
+        var v = Heads(v_proj.forward(x));
+        if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
+        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim));
+        return out_proj.forward(attn.transpose(1, 2).reshape(b, s, _heads * _headDim)).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class OptDecoderLayer : nn.Module<Tensor, OptContext, Tensor>
+{
+    private readonly OptAttention self_attn;
+    private readonly LayerNormLayer self_attn_layer_norm, final_layer_norm;
+    private readonly LinearLayer fc1, fc2;
+    private readonly bool _preNorm;
+    private readonly Func<Tensor, Tensor> _act;
+
+    public OptDecoderLayer(OptConfig c, int layer, Device device, ScalarType dtype) : base(nameof(OptDecoderLayer))
+    {
+        self_attn = new OptAttention(c, layer, device, dtype);
+        self_attn_layer_norm = new LayerNormLayer(c.HiddenSize, 1e-5, device, dtype);
+        fc1 = new LinearLayer(c.HiddenSize, c.FfnDim, c.EnableBias, device, dtype);
+        fc2 = new LinearLayer(c.FfnDim, c.HiddenSize, c.EnableBias, device, dtype);
+        final_layer_norm = new LayerNormLayer(c.HiddenSize, 1e-5, device, dtype);
+        _preNorm = c.DoLayerNormBefore;
+        _act = Activations.Get(c.Activation);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, OptContext ctx)
+    {
+        using var scope = torch.NewDisposeScope();
+        // OPT-350m is post-LN (do_layer_norm_before=false); every other size is pre-LN.
+        var h = x + self_attn.forward(_preNorm ? self_attn_layer_norm.forward(x) : x, ctx);
+        if (!_preNorm) h = self_attn_layer_norm.forward(h);
+        var y = h + fc2.forward(_act(fc1.forward(_preNorm ? final_layer_norm.forward(h) : h)));
+        if (!_preNorm) y = final_layer_norm.forward(y);
+        return y.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary><c>model.decoder.*</c> of OPTForCausalLM.</summary>
+internal sealed class OptDecoder : nn.Module
+{
+    public readonly EmbeddingLayer embed_tokens, embed_positions;
+    public readonly LinearLayer? project_in, project_out;
+    public readonly LayerNormLayer? final_layer_norm;
+    public readonly ModuleList<OptDecoderLayer> layers;
+
+    public OptDecoder(OptConfig c, Device device, ScalarType dtype) : base(nameof(OptDecoder))
+    {
+        embed_tokens = new EmbeddingLayer(c.VocabSize, c.WordEmbedProjDim, device, dtype);
+        // OPT's learned positions are offset by 2 (rows 0 and 1 are never used by real tokens).
+        embed_positions = new EmbeddingLayer(c.MaxPositions + 2, c.HiddenSize, device, dtype);
+        if (c.WordEmbedProjDim != c.HiddenSize)
+        {
+            project_in = new LinearLayer(c.WordEmbedProjDim, c.HiddenSize, false, device, dtype);
+            project_out = new LinearLayer(c.HiddenSize, c.WordEmbedProjDim, false, device, dtype);
+        }
+        if (c.DoLayerNormBefore && !c.RemoveFinalLayerNorm)
+            final_layer_norm = new LayerNormLayer(c.HiddenSize, 1e-5, device, dtype);
+        layers = new ModuleList<OptDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new OptDecoderLayer(c, i, device, dtype)).ToArray());
+        RegisterComponents();
+    }
+}
+
+internal sealed class OptModel : nn.Module
+{
+    public readonly OptDecoder decoder;
+
+    public OptModel(OptConfig c, Device device, ScalarType dtype) : base(nameof(OptModel))
+    {
+        decoder = new OptDecoder(c, device, dtype);
+        RegisterComponents();
+    }
+}
+#pragma warning restore IDE1006
