@@ -77,7 +77,11 @@ public abstract class PeftConfig
         return sorted;
     }
 
-    public PeftConfig Clone() => PeftConfigs.Parse(ToJson(), "(clone)");
+    /// <summary>
+    /// Deep copy via the JSON text: re-parsing the in-memory nodes would fail, because a JsonValue built from an int
+    /// (e.g. lora_alpha 8) does not convert to double the way a parsed number does.
+    /// </summary>
+    public PeftConfig Clone() => PeftConfigs.Parse((JsonObject)JsonNode.Parse(ToJsonString())!, "(clone)");
 }
 
 public sealed class PeftConfigException(string message) : Exception(message);

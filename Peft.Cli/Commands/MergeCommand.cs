@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Peft.Cli.Support;
+using Peft.Training.Models;
+
+namespace Peft.Cli.Commands;
+
+/// <summary>
+/// <c>peft merge &lt;model_dir&gt; --adapter DIR --out DIR [--force]</c>: merge_and_unload, saved as a plain Hugging Face
+/// model folder (config.json + model.safetensors + the tokenizer files of the base, if any).
+/// </summary>
+internal static class MergeCommand
+{
+    /// <summary>Files a tokenizer/generation pipeline needs next to the weights; copied verbatim when present.</summary>
+    internal static readonly string[] CopiedFiles =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+    public static Command Create(CliContext ctx)
+    {
+        var modelDir = new Argument<string>("model_dir") { Description = "Base model folder" };
+        var adapter = new Option<string>("--adapter") { Description = "Adapter folder to merge", HelpName = "DIR", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for the merged model", HelpName = "DIR", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace --out if it exists and is not empty" };
+        var cmd = new Command("merge", "Merge an adapter into the base weights and save a standalone model") { modelDir, adapter, output, force };
+        cmd.SetAction(p => Execute(ctx, p.GetValue(modelDir)!, AdapterSpec.Parse(p.GetValue(adapter)!), p.GetValue(output)!, p.GetValue(force)));
+        return cmd;
+    }
+
+    private static int Execute(CliContext ctx, string modelDir, AdapterSpec adapter, string outDir, bool force)
+    {
+        var config = ModelLoading.LoadConfig(modelDir);
+        var task = ModelLoading.CheckAdapterConfigs([adapter]);
+        using var output = OutputFolder.Begin(outDir, force, [modelDir, adapter.Dir]);
+        var model = ModelLoading.LoadModel(ctx, modelDir, task);
+        var peft = ModelLoading.AttachAdapters(ctx, model, [adapter]);
+        using (peft)
+        {
+            using var merged = peft.MergeAndUnload();
+            // Merge in float32, store in the checkpoint's own dtype (a bf16 model stays bf16 on disk).
+            var dtype = DTypes.FromHfName(config.GetString("torch_dtype"));
+            ctx.Step($"Writing {outDir}", () => { merged.SavePretrained(output.TempPath, dtype); return 0; });
+        }
+        var copied = new List<string>();
+        foreach (var name in CopiedFiles)
+        {
+            string src = Path.Combine(modelDir, name);
+            if (!File.Exists(src)) continue;
+            File.Copy(src, Path.Combine(output.TempPath, name));
+            copied.Add(name);
+        }
+        output.Commit();
+        ctx.Out.WriteLine($"merged {adapter.Dir} into {modelDir} -> {outDir} (config.json, model.safetensors{string.Concat(copied.Select(c => ", " + c))})");
+        return CliApp.Success;
+    }
+}

@@ -1,0 +1,27 @@
+namespace Peft.Cli.Support;
+
+/// <summary>An <c>--adapter [NAME=]DIR</c> value: the adapter is named after its folder unless NAME= is given.</summary>
+public sealed record AdapterSpec(string Name, string Dir)
+{
+    public string ConfigPath => Path.Combine(Dir, Peft.Training.Tuners.PeftModel.ConfigFileName);
+
+    public static AdapterSpec Parse(string value)
+    {
+        int eq = value.IndexOf('=');
+        // Folder names may contain '=': an existing folder wins over the NAME= reading.
+        var spec = eq > 0 && !Directory.Exists(value)
+            ? new AdapterSpec(value[..eq], value[(eq + 1)..])
+            : new AdapterSpec(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(value))), value);
+        if (!Directory.Exists(spec.Dir)) throw new DirectoryNotFoundException($"{spec.Dir}: adapter folder not found");
+        return spec;
+    }
+
+    public static IReadOnlyList<AdapterSpec> ParseAll(IEnumerable<string>? values)
+    {
+        var specs = (values ?? []).Select(Parse).ToList();
+        var dup = specs.GroupBy(s => s.Name).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null)
+            throw new UsageException($"--adapter: two adapters are named '{dup.Key}'; name them with NAME=DIR");
+        return specs;
+    }
+}
