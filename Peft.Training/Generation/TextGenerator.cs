@@ -1,0 +1,133 @@
+using Peft.Training.Models;
+using Peft.Training.Tuners;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Generation;
+
+/// <summary>
+/// transformers' <c>generate()</c> for decoder-only causal LMs (4.40 semantics): KV cache, prefill with the whole prompt
+/// then one token per step, mask-derived positions (left padding), greedy / sampling / beam search, eos stopping with
+/// padding of finished rows.
+/// </summary>
+public static class TextGenerator
+{
+    public static GenerationResult Generate(PretrainedModel model, Tensor inputIds, Tensor? attentionMask = null,
+        GenerationOptions? options = null, CancellationToken ct = default) =>
+        Generate(new ModelRunner(model), inputIds, attentionMask, options ?? new GenerationOptions(), ct);
+
+    public static GenerationResult Generate(PeftModel model, Tensor inputIds, Tensor? attentionMask = null,
+        GenerationOptions? options = null, CancellationToken ct = default) =>
+        Generate(new PeftModelRunner(model), inputIds, attentionMask, options ?? new GenerationOptions(), ct);
+
+    /// <param name="inputIds">int64 [batch, prompt]; pad on the LEFT when prompts differ in length.</param>
+    /// <param name="attentionMask">[batch, prompt], 0 = padding; null = derived from the pad id like transformers.</param>
+    public static GenerationResult Generate(ICausalLmRunner runner, Tensor inputIds, Tensor? attentionMask,
+        GenerationOptions options, CancellationToken ct = default)
+    {
+        var model = runner.Model;
+        if (model.Task != TaskType.CausalLM || model.IsEncoderDecoder)
+            throw new NotSupportedException($"generation needs a decoder-only causal LM; this model is {model.ModelType} ({model.Task})");
+        if (inputIds.dim() != 2 || inputIds.shape[1] == 0)
+            throw new ArgumentException($"inputIds must be [batch, prompt] with a non-empty prompt, got [{string.Join(", ", inputIds.shape)}]");
+        if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
+        var settings = GenerationSettings.Resolve(options, options.Defaults ?? GenerationConfig.ForModel(model), inputIds.shape[0]);
+
+        using var noGrad = torch.no_grad();
+        using var outer = torch.NewDisposeScope();
+        // alias(): never dispose the caller's tensors, whether or not .to() had to copy.
+        var ids = inputIds.to(ScalarType.Int64, model.Device).alias();
+        var mask = attentionMask is not null
+            ? attentionMask.to(ScalarType.Int64, model.Device).alias()
+            : DefaultAttentionMask(ids, settings);
+        var result = settings.NumBeams > 1
+            ? BeamSearch.Run(runner, ids, mask, settings, ct)
+            : Decode(runner, ids, mask, settings, ct);
+        result.Sequences.MoveToOuterDisposeScope();
+        if (result.Scores is not null) foreach (var s in result.Scores) s.MoveToOuterDisposeScope();
+        return result;
+    }
+
+    /// <summary>transformers: mask out pad tokens if the pad id occurs in the prompt and is not an eos id, else all ones.</summary>
+    private static Tensor DefaultAttentionMask(Tensor ids, GenerationSettings s)
+    {
+        if (s.PadTokenId is long pad && !s.EosTokenIds.Contains(pad))
+        {
+            using var hasPad = ids.eq(pad).any();
+            if (hasPad.item<bool>()) return ids.ne(pad).to(ScalarType.Int64);
+        }
+        return torch.ones_like(ids);
+    }
+
+    /// <summary>Prefill positions: cumsum(mask) - 1, with padded slots set to 1 (transformers' prepare_inputs_for_generation).</summary>
+    internal static Tensor PromptPositions(Tensor mask)
+    {
+        using var scope = torch.NewDisposeScope();
+        var pos = mask.cumsum(-1) - 1;
+        return pos.masked_fill(mask.eq(0), 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Grows the mask by a column of ones; returns it with the new token's position (its count of real tokens - 1).</summary>
+    internal static (Tensor Mask, Tensor Positions) Advance(Tensor mask)
+    {
+        using var scope = torch.NewDisposeScope();
+        var grown = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype: mask.dtype, device: mask.device)], 1);
+        var pos = grown.sum(-1, keepdim: true) - 1;
+        return (grown.MoveToOuterDisposeScope(), pos.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Greedy search or multinomial sampling (num_beams = 1).</summary>
+    private static GenerationResult Decode(ICausalLmRunner runner, Tensor ids, Tensor mask, GenerationSettings s, CancellationToken ct)
+    {
+        var model = runner.Model;
+        int batch = (int)ids.shape[0];
+        using var cache = new KvCache(model.NumLayers);
+        using var generator = s.DoSample && s.Seed is long seed ? new Generator((ulong)seed, model.Device) : null;
+        var finished = new bool[batch];
+        var counts = new int[batch];
+        var columns = new List<Tensor> { ids };
+        var scores = s.OutputScores ? new List<Tensor>() : null;
+        var stepIds = ids;
+        var positions = PromptPositions(mask);
+        for (int step = 0; step < s.MaxNewTokens; step++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            Tensor logits;
+            using (var output = runner.Forward(new ForwardArgs { InputIds = stepIds, AttentionMask = mask, PositionIds = positions, Cache = cache }, s.AdapterNames))
+                logits = output.Logits.select(1, -1).clone();   // clone: don't keep the whole prefill logits alive
+            var processed = s.DoSample ? LogitsWarpers.Apply(logits, s.Temperature, s.TopK, s.TopP) : logits;
+            var chosen = s.DoSample
+                ? torch.multinomial(processed.softmax(-1), 1, false, generator).squeeze(1)
+                : processed.argmax(-1);
+            var tokens = chosen.to(ScalarType.Int64).cpu().data<long>().ToArray();
+            for (int r = 0; r < batch; r++)
+            {
+                // transformers: next = next * unfinished + pad * (1 - unfinished); then eos marks the row finished.
+                if (finished[r]) { tokens[r] = s.PadTokenId!.Value; continue; }
+                counts[r]++;
+                if (s.EosTokenIds.Contains(tokens[r])) finished[r] = true;
+            }
+            var column = torch.tensor(tokens, device: model.Device).view(batch, 1);
+            columns.Add(column.MoveToOuterDisposeScope());
+            scores?.Add(processed.MoveToOuterDisposeScope());
+            s.OnStep?.Invoke(new GenerationStep(step, tokens, (bool[])finished.Clone()));
+            if (finished.All(f => f) || step == s.MaxNewTokens - 1) break;
+            var (oldMask, oldPositions) = (mask, positions);
+            (mask, positions) = Advance(mask);
+            mask.MoveToOuterDisposeScope();
+            positions.MoveToOuterDisposeScope();
+            oldMask.Dispose();
+            oldPositions.Dispose();
+            stepIds = column;
+        }
+        return new GenerationResult
+        {
+            Sequences = torch.cat(columns, 1),
+            PromptLength = ids.shape[1],
+            NewTokenCounts = counts,
+            Scores = scores,
+        };
+    }
+}
