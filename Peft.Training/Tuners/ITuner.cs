@@ -53,3 +53,16 @@ public interface IVirtualTokenTuner
 {
     int VirtualTokensPrepended { get; }
 }
+
+/// <summary>
+/// Tuners whose checkpoint tensors are shaped differently from the live parameters: AdaLoRA saves only the ranks its
+/// allocator kept and re-creates pruned modules before a checkpoint is copied in.
+/// </summary>
+public interface ICheckpointShapingTuner
+{
+    /// <summary>The tensor to write for <paramref name="tensor"/>; always a new tensor, which the caller disposes.</summary>
+    TorchSharp.torch.Tensor ToCheckpoint(string adapter, AdapterTensor tensor);
+
+    /// <summary>Brings the adapter's parameters to the shapes its checkpoint holds; called before weights are loaded.</summary>
+    void PrepareForLoad(string adapter);
+}

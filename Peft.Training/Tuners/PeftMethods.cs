@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Peft.Training.Tuners.AdaLora;
+using Peft.Training.Tuners.Ia3;
 using Peft.Training.Tuners.Lora;
 
 namespace Peft.Training.Tuners;
@@ -12,6 +14,8 @@ public static class PeftMethods
     static PeftMethods()
     {
         Register(new LoraMethod());
+        Register(new Ia3Method());
+        Register(new AdaLoraMethod());
     }
 
     public static void Register(IPeftMethod method) => Methods[method.PeftType] = method;

@@ -27,8 +27,10 @@ public sealed partial class PeftModel
     {
         Directory.CreateDirectory(target);
         var tensors = new List<KeyValuePair<string, Tensor>>();
+        var shaping = Tuner as ICheckpointShapingTuner;
         using (torch.no_grad())
-            foreach (var t in AdapterTensors(name)) tensors.Add(new(t.CheckpointKey, t.Parameter.detach()));
+            foreach (var t in AdapterTensors(name))
+                tensors.Add(new(t.CheckpointKey, shaping?.ToCheckpoint(name, t) ?? t.Parameter.detach()));
         try
         {
             Safetensors.Save(Path.Combine(target, WeightsFileName), tensors);
@@ -69,6 +71,7 @@ public sealed partial class PeftModel
     /// <summary>Copies tensors of a safetensors file into an existing adapter, checking every shape first.</summary>
     public AdapterLoadReport LoadAdapterWeights(string name, string file)
     {
+        (Tuner as ICheckpointShapingTuner)?.PrepareForLoad(name);
         var targets = AdapterTensors(name).ToDictionary(t => t.CheckpointKey, t => t.Parameter);
         using var st = SafetensorsFile.Open(file);
         var unexpected = new List<string>();

@@ -1,0 +1,191 @@
+using Peft.Training.Models;
+using Peft.Training.Nn;
+using TorchSharp;
+
+namespace Peft.Training.Tuners.Ia3;
+
+public sealed class Ia3Method : IPeftMethod
+{
+    public string PeftType => "IA3";
+    public PeftConfig CreateConfig() => new Ia3Config();
+    public ITuner CreateTuner(PeftModel model) => new Ia3Tuner(model);
+}
+
+/// <summary>PEFT's <c>IA3Model</c>: injects <see cref="Ia3Layer"/>s into targeted Linear/Conv1D layers.</summary>
+public sealed class Ia3Tuner : ITuner
+{
+    /// <summary>PEFT 0.10 defaults (target modules, feed-forward modules) per model_type; qwen2 has none there.</summary>
+    public static readonly IReadOnlyDictionary<string, (string[] Targets, string[] Feedforward)> Defaults =
+        new Dictionary<string, (string[], string[])>
+        {
+            ["t5"] = (["k", "v", "wo"], ["wo"]),
+            ["mt5"] = (["k", "v", "wi_1"], []),
+            ["gpt2"] = (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
+            ["bloom"] = (["query_key_value", "mlp.dense_4h_to_h"], ["mlp.dense_4h_to_h"]),
+            ["roberta"] = (["key", "value", "output.dense"], ["output.dense"]),
+            ["bert"] = (["key", "value", "output.dense"], ["output.dense"]),
+            ["opt"] = (["q_proj", "k_proj", "fc2"], ["fc2"]),
+            ["gptj"] = (["q_proj", "v_proj", "fc_out"], ["fc_out"]),
+            ["gpt_neox"] = (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
+            ["gpt_neo"] = (["q_proj", "v_proj", "c_proj"], ["c_proj"]),
+            ["bart"] = (["q_proj", "v_proj", "fc2"], ["fc2"]),
+            ["gpt_bigcode"] = (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
+            ["llama"] = (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+            ["mistral"] = (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+            ["falcon"] = (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
+            ["deberta-v2"] = (["key_proj", "value_proj", "output.dense"], ["output.dense"]),
+            ["deberta"] = (["in_proj", "output.dense"], ["output.dense"]),
+        };
+
+    private readonly PeftModel _owner;
+    private readonly List<(string Path, Ia3Layer Layer)> _layers = new();
+    private readonly Dictionary<string, Ia3Config> _configs = new();
+
+    public Ia3Tuner(PeftModel owner) => _owner = owner;
+
+    private PretrainedModel Base => _owner.BaseModel;
+
+    public IReadOnlyList<(string Path, Ia3Layer Layer)> Layers => _layers;
+
+    public void AddAdapter(string name, PeftConfig config)
+    {
+        var cfg = (Ia3Config)config;
+        FillDefaults(cfg);
+        cfg.Validate();
+        var matched = new List<(string, LinearLayer)>();
+        foreach (var (path, module) in Base.named_modules())
+        {
+            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path)) continue;
+            if (TargetMatching.IsUnderModulesToSave(path, cfg.ModulesToSave)) continue;
+            if (!TargetMatching.IsTargeted(path, cfg.TargetModules!, cfg.ExcludeModules, null, null)) continue;
+            if (module is LinearLayer lin) { matched.Add((path, lin)); continue; }
+            if (module.children().Any()) continue; // a container matched by a regex, as PEFT skips non-leaf matches
+            throw new PeftConfigException($"Target module '{path}' ({module.GetType().Name}) is not supported. IA3 supports Linear and Conv1D layers.");
+        }
+        if (matched.Count == 0)
+            throw new PeftConfigException($"Target modules {cfg.TargetModules} not found in the base model. Please check the target modules and try again.");
+        foreach (var (path, host) in matched)
+        {
+            if (host.Tuner is not null and not Ia3Layer)
+                throw new PeftConfigException($"module '{path}' already carries an adapter of another type");
+            if (host.Tuner is not Ia3Layer layer)
+            {
+                layer = new Ia3Layer(host, cfg.IsFeedforward(path));
+                _layers.Add((path, layer));
+            }
+            layer.AddAdapter(name, cfg.InitIa3Weights, _owner.Generator);
+        }
+        // PEFT corrects fan_in_fan_out to the layer type (Conv1D: true, Linear: false).
+        cfg.FanInFanOut = matched[0].Item2.FanInFanOut;
+        _configs[name] = cfg;
+    }
+
+    private void FillDefaults(Ia3Config cfg)
+    {
+        if (cfg.TargetModules is not null && cfg.FeedforwardModules is not null) return;
+        if (!Defaults.TryGetValue(Base.ModelType, out var d))
+            throw new PeftConfigException(cfg.TargetModules is null
+                ? $"IA3: no default target_modules for model_type '{Base.ModelType}'; set target_modules and feedforward_modules explicitly"
+                : $"IA3: no default feedforward_modules for model_type '{Base.ModelType}'; set feedforward_modules explicitly ([] for none)");
+        cfg.TargetModules ??= StringOrList.Of(d.Targets);
+        cfg.FeedforwardModules ??= StringOrList.Of(d.Feedforward);
+    }
+
+    public void DeleteAdapter(string name)
+    {
+        foreach (var (_, layer) in _layers) layer.DeleteAdapter(name);
+        _configs.Remove(name);
+        for (int i = _layers.Count - 1; i >= 0; i--)
+        {
+            if (_layers[i].Layer.Adapters.Any()) continue;
+            _layers[i].Layer.Detach();
+            _layers.RemoveAt(i);
+        }
+    }
+
+    public void SetActiveAdapters(IReadOnlyList<string> names)
+    {
+        foreach (var (_, layer) in _layers)
+        {
+            layer.ActiveAdapters.Clear();
+            layer.ActiveAdapters.AddRange(names.Where(layer.Has));
+        }
+    }
+
+    public bool Disabled
+    {
+        get => _layers.Count > 0 && _layers[0].Layer.Disabled;
+        set { foreach (var (_, l) in _layers) l.Disabled = value; }
+    }
+
+    public bool CanMerge => true;
+
+    public IEnumerable<AdapterTensor> AdapterTensors(string adapter)
+    {
+        foreach (var (path, layer) in _layers)
+            if (layer.Has(adapter)) yield return new($"base_model.model.{path}.ia3_l", layer.Vector(adapter));
+    }
+
+    public ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames)
+    {
+        if (rowAdapterNames is not null)
+            throw new NotSupportedException("IA3 does not support mixed-batch inference (adapter_names); PEFT 0.10 implements it for LoRA only. Run one forward pass per adapter instead.");
+        return Base.Forward(args);
+    }
+
+    public void Merge(IReadOnlyList<string>? adapters, bool safe)
+    {
+        foreach (var (_, l) in _layers) l.Merge(adapters ?? l.ActiveAdapters.ToList(), safe);
+    }
+
+    public void Unmerge()
+    {
+        foreach (var (_, l) in _layers) l.Unmerge();
+    }
+
+    public void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe)
+    {
+        if (merge) Merge(adapters, safe);
+        foreach (var (_, l) in _layers) l.Detach();
+        _layers.Clear();
+        _configs.Clear();
+    }
+
+    /// <summary>
+    /// Creates adapter <paramref name="newName"/> with l = Σ wₐ·lₐ on every layer (PEFT's only IA3 combination, "linear").
+    /// Targets / feed-forward modules are the union of the sources'; the new adapter is added inactive and frozen.
+    /// </summary>
+    public void AddWeightedAdapter(IReadOnlyList<string> adapters, IReadOnlyList<double> weights, string newName)
+    {
+        if (adapters.Count == 0) throw new ArgumentException("at least one adapter is required");
+        if (adapters.Count != weights.Count) throw new ArgumentException($"got {adapters.Count} adapters but {weights.Count} weights");
+        foreach (var a in adapters)
+            if (!_configs.ContainsKey(a)) throw new ArgumentException($"adapter '{a}' does not exist");
+        if (_configs.ContainsKey(newName)) throw new ArgumentException($"adapter '{newName}' already exists");
+        var sources = adapters.Select(a => _configs[a]).ToList();
+        var cfg = (Ia3Config)sources[0].Clone();
+        cfg.TargetModules = Union(sources.Select(s => s.TargetModules!).ToList(), "target_modules");
+        cfg.FeedforwardModules = Union(sources.Select(s => s.FeedforwardModules!).ToList(), "feedforward_modules");
+        _owner.AddAdapter(newName, cfg);
+        using var noGrad = torch.no_grad();
+        foreach (var (_, layer) in _layers)
+        {
+            if (!layer.Has(newName)) continue;
+            var target = layer.Vector(newName);
+            target.zero_();
+            for (int i = 0; i < adapters.Count; i++)
+                if (layer.Has(adapters[i])) target.add_(layer.Vector(adapters[i]) * weights[i]);
+        }
+    }
+
+    /// <summary>Regexes are OR-ed ("(a)|(b)"), lists are united; mixing the two kinds is refused like PEFT does.</summary>
+    private static StringOrList Union(List<StringOrList> specs, string field)
+    {
+        bool regex = specs[0].Pattern is not null;
+        if (specs.Any(s => (s.Pattern is not null) != regex))
+            throw new ArgumentException($"all adapters must use the same kind of {field} (all regex strings or all lists)");
+        return regex
+            ? new StringOrList(string.Join("|", specs.Select(s => $"({s.Pattern})")), null)
+            : new StringOrList(null, specs.SelectMany(s => s.Items!).Distinct().ToList());
+    }
+}
