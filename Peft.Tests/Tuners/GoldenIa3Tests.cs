@@ -9,6 +9,8 @@ public class GoldenIa3Tests
     {
         { "llama_ia3", "llama_base" },
         { "gpt2_ia3", "gpt2_base" },
+        { "opt_ia3", "opt_base" },
+        { "bloom_ia3", "bloom_base" },
     };
 
     [Theory, MemberData(nameof(Cases))]
