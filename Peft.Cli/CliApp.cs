@@ -55,6 +55,8 @@ public static class CliApp
         root.Subcommands.Add(ForwardCommand.Create(ctx));
         root.Subcommands.Add(MergeCommand.Create(ctx));
         root.Subcommands.Add(CombineCommand.Create(ctx));
+        root.Subcommands.Add(BenchCommand.Create(ctx));
+        root.Subcommands.Add(BenchCommand.CreateRow(ctx));
         // `generate` belongs to the generation engine work and is registered here when it lands
         // (Commands/GenerateCommand.cs, same Create(CliContext) shape).
         return root;
