@@ -50,15 +50,15 @@ public static class CliApp
     /// <summary>The command list. One file per command under Commands/.</summary>
     internal static RootCommand BuildRoot(CliContext ctx)
     {
-        var root = new RootCommand("Inspect, run, merge and combine Hugging Face PEFT adapters (LoRA) on TorchSharp.");
+        var root = new RootCommand("Inspect, run, generate with, merge and combine Hugging Face PEFT adapters (LoRA) on TorchSharp.");
         root.Subcommands.Add(ParamsCommand.Create(ctx));
         root.Subcommands.Add(ForwardCommand.Create(ctx));
         root.Subcommands.Add(MergeCommand.Create(ctx));
         root.Subcommands.Add(CombineCommand.Create(ctx));
+        root.Subcommands.Add(GenerateCommand.Create(ctx));
+        root.Subcommands.Add(InfoCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.CreateRow(ctx));
-        // `generate` belongs to the generation engine work and is registered here when it lands
-        // (Commands/GenerateCommand.cs, same Create(CliContext) shape).
         return root;
     }
 

@@ -93,12 +93,8 @@ internal static class ForwardCommand
     private static void CheckOptions(Request req)
     {
         if (req.Merge && req.Adapters.Count == 0) throw new UsageException("--merge needs an --adapter");
-        if (req.RowNames is null) return;
-        if (req.Adapters.Count == 0) throw new UsageException("--adapter-names needs at least one --adapter");
-        if (req.Merge) throw new UsageException("--merge cannot be combined with --adapter-names (merged weights serve a single adapter)");
-        var known = req.Adapters.Select(a => a.Name).ToHashSet();
-        foreach (var n in req.RowNames)
-            if (n != Training.Tuners.Lora.LoraLayer.BaseRowName && !known.Contains(n))
-                throw new UsageException($"--adapter-names: unknown adapter '{n}' (loaded: {string.Join(", ", known)}; __base__ = no adapter)");
+        if (req.Merge && req.RowNames is not null)
+            throw new UsageException("--merge cannot be combined with --adapter-names (merged weights serve a single adapter)");
+        AdapterSpec.CheckRowNames(req.RowNames, req.Adapters);
     }
 }

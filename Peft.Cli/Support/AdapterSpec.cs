@@ -24,4 +24,18 @@ public sealed record AdapterSpec(string Name, string Dir)
             throw new UsageException($"--adapter: two adapters are named '{dup.Key}'; name them with NAME=DIR");
         return specs;
     }
+
+    /// <summary>
+    /// <c>--adapter-names</c>: one loaded adapter (or <c>__base__</c>) per batch row. The row count is checked by the
+    /// caller once the input is read.
+    /// </summary>
+    public static void CheckRowNames(string[]? rowNames, IReadOnlyList<AdapterSpec> adapters)
+    {
+        if (rowNames is null) return;
+        if (adapters.Count == 0) throw new UsageException("--adapter-names needs at least one --adapter");
+        var known = adapters.Select(a => a.Name).ToHashSet();
+        foreach (var n in rowNames)
+            if (n != Peft.Training.Tuners.Lora.LoraLayer.BaseRowName && !known.Contains(n))
+                throw new UsageException($"--adapter-names: unknown adapter '{n}' (loaded: {string.Join(", ", known)}; __base__ = no adapter)");
+    }
 }

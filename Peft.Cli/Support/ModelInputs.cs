@@ -68,6 +68,9 @@ internal sealed class ModelInputs
         };
     }
 
+    /// <summary>Checks <c>input_ids</c> against the model's vocabulary (generation needs nothing else).</summary>
+    public void CheckInputIds(PretrainedModel model, string path) => CheckRange(InputIds, "input_ids", model.VocabSize, path);
+
     /// <summary>An out-of-range id would otherwise surface as an opaque native indexing error.</summary>
     private static void CheckRange(Tensor ids, string key, int vocab, string path)
     {
