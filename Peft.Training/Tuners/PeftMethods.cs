@@ -1,6 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Peft.Training.Tuners.Lora;
+using Peft.Training.Tuners.PrefixTuning;
+using Peft.Training.Tuners.PromptTuning;
+using Peft.Training.Tuners.PTuning;
 
 namespace Peft.Training.Tuners;
 
@@ -12,6 +15,9 @@ public static class PeftMethods
     static PeftMethods()
     {
         Register(new LoraMethod());
+        Register(new PrefixTuningMethod());
+        Register(new PromptTuningMethod());
+        Register(new PTuningMethod());
     }
 
     public static void Register(IPeftMethod method) => Methods[method.PeftType] = method;
