@@ -18,6 +18,11 @@ public interface ITuner
     void SetActiveAdapters(IReadOnlyList<string> names);
     /// <summary>The tensors saved for an adapter, with checkpoint keys (adapter name removed, <c>base_model.model.</c> prefix).</summary>
     IEnumerable<AdapterTensor> AdapterTensors(string adapter);
+    /// <summary>
+    /// Parameters that train for an adapter: by default the saved tensors. Prompt encoders also train an MLP/LSTM head
+    /// that is never saved (only its output is).
+    /// </summary>
+    IEnumerable<Parameter> TrainableParameters(string adapter) => AdapterTensors(adapter).Select(t => t.Parameter);
     ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames);
     bool Disabled { get; set; }
     bool CanMerge { get; }

@@ -3,6 +3,9 @@ using System.Text.Json.Nodes;
 using Peft.Training.Tuners.AdaLora;
 using Peft.Training.Tuners.Ia3;
 using Peft.Training.Tuners.Lora;
+using Peft.Training.Tuners.PrefixTuning;
+using Peft.Training.Tuners.PromptTuning;
+using Peft.Training.Tuners.PTuning;
 
 namespace Peft.Training.Tuners;
 
@@ -16,6 +19,9 @@ public static class PeftMethods
         Register(new LoraMethod());
         Register(new Ia3Method());
         Register(new AdaLoraMethod());
+        Register(new PrefixTuningMethod());
+        Register(new PromptTuningMethod());
+        Register(new PTuningMethod());
     }
 
     public static void Register(IPeftMethod method) => Methods[method.PeftType] = method;

@@ -53,6 +53,9 @@ public sealed partial class PeftModel
     public AdapterLoadReport LoadAdapter(string adapterDir, string name, bool isTrainable = false)
     {
         var config = PeftConfigs.Load(adapterDir);
+        // PEFT refuses this too: only the encoder output is saved, so the trainable encoder cannot be rebuilt.
+        if (config.IsPromptLearning && isTrainable)
+            throw new ArgumentException($"{adapterDir}: cannot load a prompt-learning adapter ({config.PeftType}) as trainable; only its encoder output is saved", nameof(isTrainable));
         config.InferenceMode = !isTrainable;
         AddAdapter(name, config);
         try

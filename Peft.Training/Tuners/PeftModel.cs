@@ -42,7 +42,8 @@ public sealed partial class PeftModel : IDisposable
     {
         var peft = new PeftModel(model, config.PeftType, seed);
         config.BaseModelNameOrPath ??= model.NameOrPath;
-        config.TaskType ??= model.Task;
+        // Prompt learning needs an explicit task_type (PEFT picks the wrapper from it); other methods default to the head.
+        if (!config.IsPromptLearning) config.TaskType ??= model.Task;
         peft.AddAdapter(adapterName, config);
         peft.SetAdapter(adapterName);
         return peft;
@@ -115,9 +116,10 @@ public sealed partial class PeftModel : IDisposable
     {
         foreach (var n in names)
             if (!_configs.ContainsKey(n)) throw new ArgumentException($"adapter '{n}' not found (available: {string.Join(", ", _configs.Keys)})");
+        // The tuner may refuse the set (prompt learning runs one adapter), so ask it before changing our state.
+        Tuner.SetActiveAdapters(names);
         _active.Clear();
         _active.AddRange(names);
-        Tuner.SetActiveAdapters(names);
         foreach (var w in _modulesToSave.Values) w.Active = names.FirstOrDefault(n => w.Adapters.Contains(n));
         UpdateTrainable();
     }
@@ -164,7 +166,9 @@ public sealed partial class PeftModel : IDisposable
         string active = _active[0];
         var cfg = _configs[active];
         if (cfg.InferenceMode) return;
-        foreach (var t in AdapterTensors(active)) t.Parameter.requires_grad = true;
+        foreach (var p in Tuner.TrainableParameters(active)) p.requires_grad = true;
+        foreach (var w in _modulesToSave.Values)
+            foreach (var (_, p) in w.Parameters(active)) p.requires_grad = true;
     }
 
     /// <summary>Every tensor saved for an adapter (method tensors + modules_to_save copies), with checkpoint keys.</summary>

@@ -56,7 +56,7 @@ public static class TargetMatching
     private static readonly HashSet<string> AdapterContainers =
     [
         "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector", "lora_E",
-        "ia3_l", "ranknum", "modules_to_save",
+        "ia3_l", "ranknum", "modules_to_save", "prompt_encoder",
     ];
 
     /// <summary>True for modules that belong to an adapter (never targets themselves).</summary>

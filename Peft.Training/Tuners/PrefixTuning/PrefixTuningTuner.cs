@@ -1,0 +1,87 @@
+using Peft.Training.Models;
+using Peft.Training.Tuners.PromptLearning;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Tuners.PrefixTuning;
+
+public sealed class PrefixTuningMethod : IPeftMethod
+{
+    public string PeftType => "PREFIX_TUNING";
+    public PeftConfig CreateConfig() => new PrefixTuningConfig();
+    public ITuner CreateTuner(PeftModel model) => new PrefixTuningTuner(model);
+}
+
+/// <summary>
+/// Prefix tuning: the encoder output [T, 2·L·D] becomes per-layer key/value prefixes seeded into the
+/// <see cref="KvCache"/> before the real tokens (Hugging Face's <c>past_key_values</c>): layer i key = block 2i,
+/// value = block 2i+1 of the 2L blocks, each [T, D] viewed [T, H_kv, head_dim] → [H_kv, T, head_dim] and shared by every
+/// batch row. The sequence itself is unchanged (no extra logits); real tokens sit at positions T, T+1, ...
+/// </summary>
+public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(owner)
+{
+    protected override string MethodName => "prefix tuning";
+
+    protected override void CheckModel(PromptLearningConfig config)
+    {
+        if (Base.IsEncoderDecoder)
+            throw new NotSupportedException("prefix tuning of encoder-decoder models is not implemented yet");
+        // These families lay out PEFT's prefix differently (MANIFEST "Prefix-tuning layout"); refuse rather than guess.
+        if (Base.ModelType is "bloom" or "gpt_bigcode")
+            throw new NotSupportedException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
+        var c = (PrefixTuningConfig)config;
+        int heads = c.NumAttentionHeads!.Value, dim = c.TokenDim!.Value;
+        if (c.NumLayers != Base.NumLayers)
+            throw new PeftConfigException($"PrefixTuningConfig: 'num_layers' is {c.NumLayers} but the base model has {Base.NumLayers} layers");
+        if (heads != Base.NumKeyValueHeads || dim != heads * Base.HeadDim)
+            throw new PeftConfigException(
+                $"PrefixTuningConfig: token_dim {dim} / num_attention_heads {heads} do not match the model's key/value cache " +
+                $"({Base.NumKeyValueHeads} key/value heads × head_dim {Base.HeadDim} = {Base.NumKeyValueHeads * Base.HeadDim})");
+    }
+
+    protected override VirtualTokenEncoder CreateEncoder(PromptLearningConfig config, Device device, Generator? gen) =>
+        new PrefixEncoder((PrefixTuningConfig)config, device, gen);
+
+    /// <summary>
+    /// Builds the prefix itself when <see cref="ForwardArgs.Cache"/> is null (a private cache for this pass) or empty
+    /// (first step of generation: the prefix stays in the caller's cache). A non-empty cache already holds it.
+    /// </summary>
+    public override ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames)
+    {
+        RejectRowAdapters(rowAdapterNames);
+        if (!IsApplied) return Base.Forward(args);
+        var config = ActiveConfig;
+        int nvt = config.NumVirtualTokens!.Value;
+        var (batch, length) = Shape(args);
+        using var scope = torch.NewDisposeScope();
+        KvCache? own = args.Cache is null ? new KvCache(Base.NumLayers) : null;
+        var cache = args.Cache ?? own!;
+        try
+        {
+            if (cache.IsEmpty) InjectPrefix(cache, batch, config);
+            else if (cache.Length < nvt)
+                throw new ArgumentException($"the key/value cache holds {cache.Length} positions, fewer than the {nvt} prefix tokens; start generation with an empty cache");
+            var mask = WithVirtualMask(args.AttentionMask, cache.Length + length, nvt);
+            var output = Base.Forward(BaseArgs(args, args.InputIds, args.InputsEmbeds, mask, cache, args.TokenTypeIds));
+            return MoveOut(output);
+        }
+        finally
+        {
+            own?.Dispose();
+        }
+    }
+
+    private void InjectPrefix(KvCache cache, long batch, PromptLearningConfig config)
+    {
+        int layers = config.NumLayers!.Value, heads = config.NumAttentionHeads!.Value;
+        long t = config.NumVirtualTokens!.Value, headDim = config.TokenDim!.Value / heads;
+        // PEFT casts the prefix to the base model's dtype; gradients still reach the (float32) encoder.
+        var blocks = ActiveEncoder.Output().to(Base.DType).view(t, 2 * layers, heads, headDim);
+        for (int i = 0; i < layers; i++)
+        {
+            var key = blocks.select(1, 2 * i).permute(1, 0, 2).unsqueeze(0).expand(batch, -1, -1, -1);
+            var value = blocks.select(1, 2 * i + 1).permute(1, 0, 2).unsqueeze(0).expand(batch, -1, -1, -1);
+            cache.Set(i, key, value);
+        }
+    }
+}
