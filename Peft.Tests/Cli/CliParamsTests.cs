@@ -18,6 +18,7 @@ public class CliParamsTests
     [Theory]
     [InlineData("gpt2", "gpt2 (124M")]
     [InlineData("tinyllama-1.1b", "TinyLlama-1.1B")]
+    [InlineData("bloomz-560m", "bloomz-560m")]
     public void CountsMatchPeft(string folder, string labelPrefix)
     {
         var (baseCount, trainable, all) = Row(labelPrefix);

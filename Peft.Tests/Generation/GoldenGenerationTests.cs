@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace Peft.Tests.Generation;
 
 /// <summary>
-/// Greedy generate() against transformers 4.40 (llama_generate / gpt2_generate): 8 new tokens, KV cache, left-padded
+/// Greedy generate() against transformers 4.40 (llama_generate / gpt2_generate; base, LoRA and — llama — prefix tuning,
+/// whose prefix goes into the empty cache and whose positions ignore padding): 8 new tokens, KV cache, left-padded
 /// b2 batch. The stored top1-top2 margins are ≥ 0.008, far above the 1e-4 score tolerance, so ids must match exactly.
 /// </summary>
 public class GoldenGenerationTests
@@ -15,7 +16,7 @@ public class GoldenGenerationTests
     {
         var data = new TheoryData<string, string, string>();
         foreach (var family in new[] { "llama", "gpt2" })
-            foreach (var variant in new[] { "base", "lora" })
+            foreach (var variant in family == "llama" ? new[] { "base", "lora", "prefix_tuning" } : ["base", "lora"])
                 foreach (var batch in new[] { "b1", "b2" })
                     data.Add(family, variant, batch);
         return data;

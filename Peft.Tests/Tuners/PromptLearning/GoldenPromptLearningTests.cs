@@ -20,6 +20,8 @@ public class GoldenPromptLearningTests
         { "gpt2_prefix_tuning_proj", "gpt2_base" },
         { "gpt2_prompt_tuning", "gpt2_base" },
         { "gpt2_p_tuning", "gpt2_base" },
+        { "opt_prefix_tuning", "opt_base" },
+        { "bloom_prefix_tuning", "bloom_base" },
     };
 
     private static PretrainedModel Base(string name)

@@ -26,8 +26,8 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
     {
         if (Base.IsEncoderDecoder)
             throw new NotSupportedException("prefix tuning of encoder-decoder models is not implemented yet");
-        // These families lay out PEFT's prefix differently (MANIFEST "Prefix-tuning layout"); refuse rather than guess.
-        if (Base.ModelType is "bloom" or "gpt_bigcode")
+        // GPT-BigCode lays out PEFT's prefix differently again; refuse rather than guess.
+        if (Base.ModelType is "gpt_bigcode")
             throw new NotSupportedException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
         var c = (PrefixTuningConfig)config;
         int heads = c.NumAttentionHeads!.Value, dim = c.TokenDim!.Value;
@@ -77,11 +77,23 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
         long t = config.NumVirtualTokens!.Value, headDim = config.TokenDim!.Value / heads;
         // PEFT casts the prefix to the base model's dtype; gradients still reach the (float32) encoder.
         var blocks = ActiveEncoder.Output().to(Base.DType).view(t, 2 * layers, heads, headDim);
+        bool bloom = Base.ModelType == "bloom";
         for (int i = 0; i < layers; i++)
         {
-            var key = blocks.select(1, 2 * i).permute(1, 0, 2).unsqueeze(0).expand(batch, -1, -1, -1);
-            var value = blocks.select(1, 2 * i + 1).permute(1, 0, 2).unsqueeze(0).expand(batch, -1, -1, -1);
-            cache.Set(i, key, value);
+            Tensor key, value;
+            if (bloom)
+            {
+                // PEFT 0.10 + transformers 4.40 BLOOM: blocks 0..L-1 are keys, L..2L-1 values, and a key block's
+                // [T, H, hd] memory is read as [H, hd, T] (a reshape, not a transpose) — reproduce that exactly.
+                key = blocks.select(1, i).contiguous().view(heads, headDim, t).transpose(1, 2);
+                value = blocks.select(1, layers + i).permute(1, 0, 2);
+            }
+            else
+            {
+                key = blocks.select(1, 2 * i).permute(1, 0, 2);
+                value = blocks.select(1, 2 * i + 1).permute(1, 0, 2);
+            }
+            cache.Set(i, key.unsqueeze(0).expand(batch, -1, -1, -1), value.unsqueeze(0).expand(batch, -1, -1, -1));
         }
     }
 }
