@@ -32,6 +32,7 @@ public static class BenchRunner
                 _ => LoadSuite.Run(options, child),
             });
         }
+        if (Claims.Check(report) is { } claims) report.Tables.Add(claims);
         return report;
     }
 
