@@ -11,7 +11,7 @@ public class BenchCommandTests
     [Fact]
     public void QuickRunProducesEverySuiteAsMarkdownAndJson()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         int code = CliApp.Run(["bench", "all", "--quick", "--json", tmp.Sub("bench.json"), "--markdown", tmp.Sub("bench.md")], stdout, stderr);

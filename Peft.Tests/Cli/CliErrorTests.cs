@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Peft.Training.IO;

@@ -59,17 +59,3 @@ internal static class CliHarness
     }
 }
 
-/// <summary>A scratch folder deleted on dispose.</summary>
-internal sealed class TempDir : IDisposable
-{
-    public TempDir() => Directory.CreateDirectory(Path);
-
-    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "peft-cli-" + Guid.NewGuid().ToString("N"));
-
-    public string this[string name] => System.IO.Path.Combine(Path, name);
-
-    public void Dispose()
-    {
-        if (Directory.Exists(Path)) Directory.Delete(Path, true);
-    }
-}

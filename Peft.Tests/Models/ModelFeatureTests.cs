@@ -97,7 +97,7 @@ public class ModelFeatureTests
     public void TiedEmbeddingsShareOneTensorAndAreSavedOnce()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         using var model = Build(With(TinyLlama, "\"tie_word_embeddings\":true"), 3);
         var head = (LinearLayer)model.named_modules().First(m => m.name == "lm_head").module;
         Assert.Equal(model.InputEmbeddings.weight.Handle, head.weight.Handle);
@@ -133,7 +133,7 @@ public class ModelFeatureTests
     public void ShardedCheckpointLoadsThroughTheIndex()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         var all = Safetensors.Load(Path.Combine(GoldenData.Dir("llama_base"), "model.safetensors"));
         var keys = all.Keys.Order().ToList();
         var first = keys.Take(keys.Count / 2).ToList();
@@ -152,7 +152,7 @@ public class ModelFeatureTests
     [Fact]
     public void BadModelFoldersGiveMessagesNamingTheProblem()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         File.WriteAllText(tmp.Sub("config.json"), File.ReadAllText(Path.Combine(GoldenData.Dir("llama_base"), "config.json")).Replace("\"hidden_size\": 64", "\"hidden_size\": 96"));
         File.Copy(Path.Combine(GoldenData.Dir("llama_base"), "model.safetensors"), tmp.Sub("model.safetensors"));
         var shape = Assert.Throws<ModelLoadException>(() => AutoModel.FromPretrained(tmp.Path));

@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Training.Tokenization;
 
 namespace Peft.Tests.Tokenization;
@@ -26,8 +27,3 @@ internal static class TokenizerFixtures
     }
 }
 
-internal sealed class TempDir : IDisposable
-{
-    public string Path { get; } = Directory.CreateTempSubdirectory("peft-tok-test-").FullName;
-    public void Dispose() => Directory.Delete(Path, recursive: true);
-}

@@ -58,7 +58,7 @@ public class HotswapTests
     public void ModulesMissingFromTheNewAdapterAreZeroedAndExtraModulesAreRefused()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         var e = GoldenData.Expected("llama_lora_mixed_batch");
         // An adapter on q_proj only, with non-zero B so it has an effect.
         using (var small = PeftModel.Create(AutoModel.FromPretrained(GoldenData.Dir("llama_base")),

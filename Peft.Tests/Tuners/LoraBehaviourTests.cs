@@ -83,7 +83,7 @@ public class LoraBehaviourTests
         // Rebuild the same adapter with dropout 0.5: eval output equals the golden adapted logits.
         cfg.LoraDropout = 0.5;
         cfg.InferenceMode = false;
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         peft.SavePretrained(tmp.Path);
         File.WriteAllText(Path.Combine(tmp.Path, "adapter_config.json"), cfg.ToJsonString());
         using var withDropout = PeftModel.FromPretrained(Llama(), tmp.Path, isTrainable: true);
@@ -118,7 +118,7 @@ public class LoraBehaviourTests
     public void ModulesToSaveTrainsACopyAndSavesItUnderTheOriginalKey()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         var e = GoldenData.Expected("llama_base");
         using (var peft = PeftModel.Create(Llama(), new LoraConfig { R = 4, ModulesToSave = ["lm_head"] }, seed: 1))
         {
@@ -168,7 +168,7 @@ public class LoraBehaviourTests
     public void AdaptersCanBeAddedSwitchedDeletedAndSavedInSubfolders()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         var e = GoldenData.Expected("llama_lora_mixed_batch");
         using var peft = PeftModel.FromPretrained(Llama(), Path.Combine(GoldenData.Dir("llama_lora_mixed_batch"), "adapter_a"));
         peft.LoadAdapter(Path.Combine(GoldenData.Dir("llama_lora_mixed_batch"), "adapter_b"), "other");
@@ -203,7 +203,7 @@ public class LoraBehaviourTests
     public void AdapterForAnotherBaseIsRejectedWithTheTensorName()
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         // A llama adapter whose lora_A was trained for a wider model.
         var tensors = Safetensors.Load(Path.Combine(GoldenData.Dir("llama_lora"), "adapter_model.safetensors"));
         string key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
@@ -227,7 +227,7 @@ public class LoraBehaviourTests
         using var peft = AutoPeftModel.FromPretrained(GoldenData.Dir("llama_lora"), [GoldenData.Root]);
         peft.BaseModel.eval();
         GoldenData.AssertClose(e["logits"], Run(peft, Batch(e)), 1e-4, "auto-loaded adapter");
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         File.WriteAllText(tmp.Sub("adapter_config.json"), "{\"peft_type\":\"LORA\",\"base_model_name_or_path\":\"org/missing-model\"}");
         var err = Assert.Throws<DirectoryNotFoundException>(() => AutoPeftModel.FromPretrained(tmp.Path, [GoldenData.Root]));
         Assert.Contains("org/missing-model", err.Message);

@@ -97,7 +97,7 @@ public class LoraTargetingTests
     [InlineData("{\"r\":8}", "'peft_type' is missing")]
     public void BadConfigValuesNameTheField(string json, string message)
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         string file = tmp.Sub("adapter_config.json");
         File.WriteAllText(file, json);
         var err = Assert.Throws<PeftConfigException>(() => PeftConfigs.Load(file));
@@ -108,7 +108,7 @@ public class LoraTargetingTests
     [Fact]
     public void UnknownKeysFromNewerPeftAreIgnoredAndFieldsRoundTrip()
     {
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         string file = tmp.Sub("adapter_config.json");
         File.WriteAllText(file, "{\"peft_type\":\"LORA\",\"r\":16,\"lora_alpha\":32,\"target_modules\":[\"q_proj\"],\"use_qalora\":false,\"some_future_field\":{\"x\":1},\"task_type\":\"CAUSAL_LM\"}");
         var cfg = (LoraConfig)PeftConfigs.Load(file);

@@ -84,7 +84,7 @@ public class GoldenPromptLearningTests
     public void FullEncoderSavesTheGoldenAdapter(string caseName, string baseName)
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         using var peft = FullEncoderModel(caseName, baseName);
         var e = GoldenData.Expected(caseName);
         GoldenData.AssertClose(e["logits"], Run(peft, Batch(e)), 1e-4, "training-mode encoder logits");
@@ -122,7 +122,7 @@ public class GoldenPromptLearningTests
     public void ResavedAdapterEqualsGoldenFiles(string caseName, string baseName)
     {
         using var scope = torch.NewDisposeScope();
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         using var peft = PeftModel.FromPretrained(Base(baseName), GoldenData.Dir(caseName));
         // Loaded for inference: nothing trains, and the encoder is the saved table only.
         long baseCount;

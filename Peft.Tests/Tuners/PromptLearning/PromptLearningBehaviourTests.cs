@@ -103,7 +103,7 @@ public class PromptLearningBehaviourTests
         // Saved = the encoder output only; reloaded for inference it gives the same logits.
         peft.BaseModel.eval();
         var before = Run(peft, Batch(e));
-        using var tmp = new TempFolder();
+        using var tmp = new TempDir();
         peft.SavePretrained(tmp.Path);
         var saved = Safetensors.Load(Path.Combine(tmp.Path, "adapter_model.safetensors"));
         Assert.Equal(["prompt_embeddings"], saved.Keys);
@@ -145,7 +145,7 @@ public class PromptLearningBehaviourTests
     public void TextInitCopiesTheEmbeddingsOfTheTokenisedText(int virtualTokens)
     {
         using var scope = torch.NewDisposeScope();
-        using var root = new TempFolder();
+        using var root = new TempDir();
         // A GPT-2 with the gpt2-tiny fixture's vocabulary, saved next to a copy of the tokenizer.
         var config = ModelConfig.Parse("{\"model_type\":\"gpt2\",\"vocab_size\":4001,\"n_embd\":16,\"n_head\":2,\"n_layer\":1,\"n_positions\":64}");
         using (var fresh = AutoModel.FromConfig(config)) { fresh.InitWeights(3); fresh.SavePretrained(root.Sub("tiny-gpt2")); }
