@@ -46,7 +46,7 @@ public class CliGenerateTests
     {
         using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
-        string[] adapter = variant == "lora" ? ["--adapter", CliHarness.Golden($"{family}_lora")] : [];
+        string[] adapter = variant == "base" ? [] : ["--adapter", CliHarness.Golden($"{family}_{variant}")];
         var written = RunBatch(tmp, family, batch, [.. adapter, "--max-new-tokens", "8", "--pad-token-id", "0"]);
         Assert.Equal(["sequences"], written.Keys);
         Assert.Equal(ScalarType.Int64, written["sequences"].dtype);
