@@ -11,7 +11,7 @@ namespace Peft.Training.Tuners.AdaLora;
 /// <c>lora_B.{adapter}</c> [out, r] and the frozen <c>ranknum.{adapter}</c> [1] (the initial rank, which keeps the
 /// scale fixed when ranks are pruned).
 /// </summary>
-public sealed class AdaLoraLayer : ILayerTuner
+public sealed class AdaLoraLayer : IAdapterLayer
 {
     private static readonly string[] Containers = ["lora_A", "lora_B", "lora_E", "ranknum"];
 

@@ -17,7 +17,7 @@ public sealed class AdaLoraMethod : IPeftMethod
 /// trainable adapter. As an <see cref="ITrainingAwareTuner"/> the trainer adds the orthogonal regulariser and calls
 /// <see cref="UpdateAndAllocate"/> after every optimizer step (PEFT leaves both to the user).
 /// </summary>
-public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapingTuner
+public sealed class AdaLoraTuner(PeftModel owner) : LayerTuner<AdaLoraLayer, AdaLoraConfig>(owner), ITrainingAwareTuner, ICheckpointShapingTuner
 {
     /// <summary>PEFT 0.10's AdaLoRA default targets per model_type (they differ from LoRA's).</summary>
     public static readonly IReadOnlyDictionary<string, string[]> DefaultTargetModules = new Dictionary<string, string[]>
@@ -31,21 +31,14 @@ public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapi
         ["deberta"] = ["in_proj"], ["layoutlm"] = ["query", "value"],
     };
 
-    private readonly PeftModel _owner;
-    private readonly List<(string Path, AdaLoraLayer Layer)> _layers = new();
-    private readonly Dictionary<string, AdaLoraConfig> _configs = new();
     private RankAllocator? _allocator;
 
-    public AdaLoraTuner(PeftModel owner) => _owner = owner;
-
-    private PretrainedModel Base => _owner.BaseModel;
-
-    public IReadOnlyList<(string Path, AdaLoraLayer Layer)> Layers => _layers;
+    protected override string MethodName => "AdaLoRA";
 
     /// <summary>The adapter whose ranks are allocated (the one added with inference_mode false), if any.</summary>
     public string? TrainableAdapter { get; private set; }
 
-    public void AddAdapter(string name, PeftConfig config)
+    public override void AddAdapter(string name, PeftConfig config)
     {
         var cfg = (AdaLoraConfig)config;
         cfg.Validate();
@@ -53,31 +46,14 @@ public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapi
             throw new PeftConfigException(
                 $"AdaLoRA supports only one trainable adapter ('{other}' already is); set inference_mode=true for adapter '{name}'");
         var targets = cfg.TargetModules ?? StringOrList.Of(DefaultTargets.For(DefaultTargetModules, Base.ModelType, "AdaLoRA"));
-        var matched = new List<(string, LinearLayer)>();
-        foreach (var (path, module) in Base.named_modules())
-        {
-            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path)) continue;
-            if (TargetMatching.IsUnderModulesToSave(path, cfg.ModulesToSave)) continue;
-            if (!TargetMatching.IsTargeted(path, targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern)) continue;
-            if (module is LinearLayer lin) { matched.Add((path, lin)); continue; }
-            if (module.children().Any()) continue; // a container matched by a regex, as PEFT skips non-leaf matches
-            throw new PeftConfigException($"Target module '{path}' ({module.GetType().Name}) is not supported. AdaLoRA supports Linear and Conv1D layers.");
-        }
-        if (matched.Count == 0)
-            throw new PeftConfigException($"Target modules {targets} not found in the base model. Please check the target modules and try again.");
+        var matched = MatchTargets<LinearLayer>(targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern, cfg.ModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
         {
-            if (host.Tuner is not null and not AdaLoraLayer)
-                throw new PeftConfigException($"module '{path}' already carries an adapter of another type");
-            if (host.Tuner is not AdaLoraLayer layer)
-            {
-                layer = new AdaLoraLayer(host);
-                _layers.Add((path, layer));
-            }
+            var layer = LayerFor(path, host, () => new AdaLoraLayer(host));
             // Always init_r here, even with a rank_pattern: PEFT only shrinks modules when a checkpoint is loaded.
             layer.AddAdapter(name, cfg.InitR, cfg.LoraAlpha, cfg.LoraDropout, cfg.InitWeights, _owner.Generator);
         }
-        cfg.FanInFanOut = matched[0].Item2.FanInFanOut;
+        cfg.FanInFanOut = matched[0].Host.FanInFanOut;
         cfg.TargetModules ??= targets;
         _configs[name] = cfg;
         if (!cfg.InferenceMode) SetTrainable(name);
@@ -90,37 +66,13 @@ public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapi
         TrainableAdapter = name;
     }
 
-    public void DeleteAdapter(string name)
+    public override void DeleteAdapter(string name)
     {
-        foreach (var (_, layer) in _layers) layer.DeleteAdapter(name);
-        _configs.Remove(name);
+        base.DeleteAdapter(name);
         if (TrainableAdapter == name) SetTrainable(null);
-        for (int i = _layers.Count - 1; i >= 0; i--)
-        {
-            if (_layers[i].Layer.Adapters.Any()) continue;
-            _layers[i].Layer.Detach();
-            _layers.RemoveAt(i);
-        }
     }
 
-    public void SetActiveAdapters(IReadOnlyList<string> names)
-    {
-        foreach (var (_, layer) in _layers)
-        {
-            layer.ActiveAdapters.Clear();
-            layer.ActiveAdapters.AddRange(names.Where(layer.Has));
-        }
-    }
-
-    public bool Disabled
-    {
-        get => _layers.Count > 0 && _layers[0].Layer.Disabled;
-        set { foreach (var (_, l) in _layers) l.Disabled = value; }
-    }
-
-    public bool CanMerge => true;
-
-    public IEnumerable<AdapterTensor> AdapterTensors(string adapter)
+    public override IEnumerable<AdapterTensor> AdapterTensors(string adapter)
     {
         var cfg = _configs[adapter];
         foreach (var (path, layer) in _layers)
@@ -132,21 +84,6 @@ public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapi
             yield return new(prefix + "lora_E", layer.E(adapter));
         }
         foreach (var t in BiasTensors(cfg.Bias)) yield return t;
-    }
-
-    /// <summary>bias="all": every bias of the model; "lora_only": biases of adapted layers (PEFT's key names).</summary>
-    private IEnumerable<AdapterTensor> BiasTensors(string bias)
-    {
-        if (bias == "none") yield break;
-        var hosts = _layers.Select(l => l.Path).ToHashSet();
-        foreach (var (name, p) in Base.UniqueNamedParameters())
-        {
-            if (!(name == "bias" || name.EndsWith(".bias", StringComparison.Ordinal)) || name.Contains(".lora_")) continue;
-            string owner = name.Length > 5 ? name[..^5] : "";
-            bool wrapped = hosts.Contains(owner);
-            if (bias == "lora_only" && !wrapped) continue;
-            yield return new("base_model.model." + (wrapped ? owner + ".base_layer.bias" : name), p);
-        }
     }
 
     /// <summary>Saves only the kept ranks: rows of A and E, columns of B (PEFT's <c>resize_state_dict_by_rank_pattern</c>).</summary>
@@ -179,29 +116,9 @@ public sealed class AdaLoraTuner : ITuner, ITrainingAwareTuner, ICheckpointShapi
         }
     }
 
-    public ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames)
+    public override void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe)
     {
-        if (rowAdapterNames is not null)
-            throw new NotSupportedException("AdaLoRA does not support mixed-batch inference (adapter_names); PEFT 0.10 implements it for LoRA only. Run one forward pass per adapter instead.");
-        return Base.Forward(args);
-    }
-
-    public void Merge(IReadOnlyList<string>? adapters, bool safe)
-    {
-        foreach (var (_, l) in _layers) l.Merge(adapters ?? l.ActiveAdapters.ToList(), safe);
-    }
-
-    public void Unmerge()
-    {
-        foreach (var (_, l) in _layers) l.Unmerge();
-    }
-
-    public void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe)
-    {
-        if (merge) Merge(adapters, safe);
-        foreach (var (_, l) in _layers) l.Detach();
-        _layers.Clear();
-        _configs.Clear();
+        base.Unload(merge, adapters, safe);
         SetTrainable(null);
     }
 

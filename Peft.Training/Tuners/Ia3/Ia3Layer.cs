@@ -9,7 +9,7 @@ namespace Peft.Training.Tuners.Ia3;
 /// IA³ on one Linear / GPT-2 Conv1D layer: a vector <c>ia3_l.{adapter}</c> that scales the input ([1, in], feed-forward
 /// layers) or the output ([out, 1], bias included) of the base layer. Several active adapters multiply.
 /// </summary>
-public sealed class Ia3Layer : ILayerTuner
+public sealed class Ia3Layer : IAdapterLayer
 {
     private readonly LinearLayer _host;
     private readonly ParameterDict _vectors = new();

@@ -12,7 +12,7 @@ public sealed class Ia3Method : IPeftMethod
 }
 
 /// <summary>PEFT's <c>IA3Model</c>: injects <see cref="Ia3Layer"/>s into targeted Linear/Conv1D layers.</summary>
-public sealed class Ia3Tuner : ITuner
+public sealed class Ia3Tuner(PeftModel owner) : LayerTuner<Ia3Layer, Ia3Config>(owner)
 {
     /// <summary>PEFT 0.10 defaults (target modules, feed-forward modules) per model_type; qwen2 has none there.</summary>
     public static readonly IReadOnlyDictionary<string, (string[] Targets, string[] Feedforward)> Defaults =
@@ -37,46 +37,21 @@ public sealed class Ia3Tuner : ITuner
             ["deberta"] = (["in_proj", "output.dense"], ["output.dense"]),
         };
 
-    private readonly PeftModel _owner;
-    private readonly List<(string Path, Ia3Layer Layer)> _layers = new();
-    private readonly Dictionary<string, Ia3Config> _configs = new();
+    protected override string MethodName => "IA3";
 
-    public Ia3Tuner(PeftModel owner) => _owner = owner;
-
-    private PretrainedModel Base => _owner.BaseModel;
-
-    public IReadOnlyList<(string Path, Ia3Layer Layer)> Layers => _layers;
-
-    public void AddAdapter(string name, PeftConfig config)
+    public override void AddAdapter(string name, PeftConfig config)
     {
         var cfg = (Ia3Config)config;
         FillDefaults(cfg);
         cfg.Validate();
-        var matched = new List<(string, LinearLayer)>();
-        foreach (var (path, module) in Base.named_modules())
-        {
-            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path)) continue;
-            if (TargetMatching.IsUnderModulesToSave(path, cfg.ModulesToSave)) continue;
-            if (!TargetMatching.IsTargeted(path, cfg.TargetModules!, cfg.ExcludeModules, null, null)) continue;
-            if (module is LinearLayer lin) { matched.Add((path, lin)); continue; }
-            if (module.children().Any()) continue; // a container matched by a regex, as PEFT skips non-leaf matches
-            throw new PeftConfigException($"Target module '{path}' ({module.GetType().Name}) is not supported. IA3 supports Linear and Conv1D layers.");
-        }
-        if (matched.Count == 0)
-            throw new PeftConfigException($"Target modules {cfg.TargetModules} not found in the base model. Please check the target modules and try again.");
+        var matched = MatchTargets<LinearLayer>(cfg.TargetModules!, cfg.ExcludeModules, null, null, cfg.ModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
         {
-            if (host.Tuner is not null and not Ia3Layer)
-                throw new PeftConfigException($"module '{path}' already carries an adapter of another type");
-            if (host.Tuner is not Ia3Layer layer)
-            {
-                layer = new Ia3Layer(host, cfg.IsFeedforward(path));
-                _layers.Add((path, layer));
-            }
+            var layer = LayerFor(path, host, () => new Ia3Layer(host, cfg.IsFeedforward(path)));
             layer.AddAdapter(name, cfg.InitIa3Weights, _owner.Generator);
         }
         // PEFT corrects fan_in_fan_out to the layer type (Conv1D: true, Linear: false).
-        cfg.FanInFanOut = matched[0].Item2.FanInFanOut;
+        cfg.FanInFanOut = matched[0].Host.FanInFanOut;
         _configs[name] = cfg;
     }
 
@@ -91,64 +66,10 @@ public sealed class Ia3Tuner : ITuner
         cfg.FeedforwardModules ??= StringOrList.Of(d.Feedforward);
     }
 
-    public void DeleteAdapter(string name)
-    {
-        foreach (var (_, layer) in _layers) layer.DeleteAdapter(name);
-        _configs.Remove(name);
-        for (int i = _layers.Count - 1; i >= 0; i--)
-        {
-            if (_layers[i].Layer.Adapters.Any()) continue;
-            _layers[i].Layer.Detach();
-            _layers.RemoveAt(i);
-        }
-    }
-
-    public void SetActiveAdapters(IReadOnlyList<string> names)
-    {
-        foreach (var (_, layer) in _layers)
-        {
-            layer.ActiveAdapters.Clear();
-            layer.ActiveAdapters.AddRange(names.Where(layer.Has));
-        }
-    }
-
-    public bool Disabled
-    {
-        get => _layers.Count > 0 && _layers[0].Layer.Disabled;
-        set { foreach (var (_, l) in _layers) l.Disabled = value; }
-    }
-
-    public bool CanMerge => true;
-
-    public IEnumerable<AdapterTensor> AdapterTensors(string adapter)
+    public override IEnumerable<AdapterTensor> AdapterTensors(string adapter)
     {
         foreach (var (path, layer) in _layers)
             if (layer.Has(adapter)) yield return new($"base_model.model.{path}.ia3_l", layer.Vector(adapter));
-    }
-
-    public ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames)
-    {
-        if (rowAdapterNames is not null)
-            throw new NotSupportedException("IA3 does not support mixed-batch inference (adapter_names); PEFT 0.10 implements it for LoRA only. Run one forward pass per adapter instead.");
-        return Base.Forward(args);
-    }
-
-    public void Merge(IReadOnlyList<string>? adapters, bool safe)
-    {
-        foreach (var (_, l) in _layers) l.Merge(adapters ?? l.ActiveAdapters.ToList(), safe);
-    }
-
-    public void Unmerge()
-    {
-        foreach (var (_, l) in _layers) l.Unmerge();
-    }
-
-    public void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe)
-    {
-        if (merge) Merge(adapters, safe);
-        foreach (var (_, l) in _layers) l.Detach();
-        _layers.Clear();
-        _configs.Clear();
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ public sealed record LoraAdapterSettings(int R, double Alpha, double Dropout, bo
 /// <c>lora_B.{adapter}.weight</c> [out, r], <c>lora_embedding_A.{adapter}</c> [r, vocab],
 /// <c>lora_embedding_B.{adapter}</c> [dim, r], <c>lora_magnitude_vector.{adapter}</c> [out] (DoRA).
 /// </summary>
-public sealed partial class LoraLayer : ILayerTuner
+public sealed partial class LoraLayer : IAdapterLayer
 {
     public const string BaseRowName = "__base__";
 
@@ -59,6 +59,7 @@ public sealed partial class LoraLayer : ILayerTuner
     public IAdaptableLayer Host { get; }
     public bool IsEmbedding => _embedding is not null;
     public IReadOnlyDictionary<string, LoraAdapterSettings> Settings => _settings;
+    public IEnumerable<string> Adapters => _settings.Keys;
     public List<string> ActiveAdapters { get; } = new();
     public List<string> MergedAdapters { get; } = new();
     public bool Merged => MergedAdapters.Count > 0;
