@@ -55,6 +55,7 @@ public static class CliApp
         root.Subcommands.Add(ForwardCommand.Create(ctx));
         root.Subcommands.Add(MergeCommand.Create(ctx));
         root.Subcommands.Add(CombineCommand.Create(ctx));
+        root.Subcommands.Add(ImportCommand.Create(ctx));
         // `generate` belongs to the generation engine work and is registered here when it lands
         // (Commands/GenerateCommand.cs, same Create(CliContext) shape).
         return root;
@@ -73,7 +74,7 @@ public static class CliApp
     /// <summary>Errors caused by the user's files or arguments (as opposed to bugs): exit code 2.</summary>
     private static bool IsBadInput(Exception e) => e is FileNotFoundException or DirectoryNotFoundException
         or ModelConfigException or PeftConfigException or SafetensorsFormatException or AdapterLoadException
-        or ModelLoadException or ArgumentException or UsageException
+        or ModelLoadException or ArgumentException or UsageException or InvalidDataException
         // Thrown for features the engine lacks on the user's inputs (e.g. DoRA adapters in a mixed batch).
         or NotSupportedException;
 

@@ -34,7 +34,7 @@ public sealed partial class LoraTuner : ITuner
         var matched = new List<(string, IAdaptableLayer)>();
         foreach (var (path, module) in Base.named_modules())
         {
-            if (string.IsNullOrEmpty(path) || TargetMatching.IsUnderModulesToSave(path, cfg.ModulesToSave)) continue;
+            if (string.IsNullOrEmpty(path) || TargetMatching.IsUnderModulesToSave(path, cfg.EffectiveModulesToSave)) continue;
             if (!TargetMatching.IsTargeted(path, targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern)) continue;
             if (TargetMatching.IsAdapterInternal(path)) continue;
             if (module is not IAdaptableLayer host)
@@ -76,9 +76,11 @@ public sealed partial class LoraTuner : ITuner
             return StringOrList.Of(DefaultTargets.For(DefaultTargets.Lora, Base.ModelType, "LoRA"));
         if (cfg.TargetModules.Pattern is { } p && p.Equals("all-linear", StringComparison.OrdinalIgnoreCase))
         {
+            // Heads are trained whole (modules_to_save), never adapted: skip the LM head and any classifier/score/QA head.
             string? head = Base.OutputEmbeddingName;
             var names = Base.named_modules()
-                .Where(m => m.module is LinearLayer && !TargetMatching.IsAdapterInternal(m.name) && m.name != head && !(m.name is "classifier" or "score"))
+                .Where(m => m.module is LinearLayer && !TargetMatching.IsAdapterInternal(m.name) && m.name != head
+                    && !(m.name is "classifier" or "score" or "qa_outputs") && !TargetMatching.IsUnderModulesToSave(m.name, cfg.EffectiveModulesToSave))
                 .Select(m => m.name.Split('.')[^1]).Distinct().ToList();
             cfg.TargetModules = new StringOrList(null, names);
             return cfg.TargetModules;
