@@ -59,6 +59,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.CreateRow(ctx));
+        root.Subcommands.Add(ImportCommand.Create(ctx));
         return root;
     }
 
@@ -75,7 +76,7 @@ public static class CliApp
     /// <summary>Errors caused by the user's files or arguments (as opposed to bugs): exit code 2.</summary>
     private static bool IsBadInput(Exception e) => e is FileNotFoundException or DirectoryNotFoundException
         or ModelConfigException or PeftConfigException or SafetensorsFormatException or AdapterLoadException
-        or ModelLoadException or ArgumentException or UsageException
+        or ModelLoadException or ArgumentException or UsageException or InvalidDataException
         // Thrown for features the engine lacks on the user's inputs (e.g. DoRA adapters in a mixed batch).
         or NotSupportedException;
 

@@ -14,6 +14,8 @@ public class GoldenBaseModelTests
     [InlineData("gpt2_base")]
     [InlineData("opt_base")]
     [InlineData("bloom_base")]
+    [InlineData("bert_base")]
+    [InlineData("roberta_base")]
     public void LogitsAndHiddenStatesMatchTransformers(string caseName)
     {
         using var scope = torch.NewDisposeScope();

@@ -15,6 +15,10 @@ public class GoldenLoraTests
         { "gpt2_lora_rslora", "gpt2_base" },
         { "opt_lora", "opt_base" },
         { "bloom_lora", "bloom_base" },
+        { "bert_lora", "bert_base" },
+        { "bert_lora_rslora", "bert_base" },
+        { "bert_lora_dora", "bert_base" },
+        { "roberta_lora", "roberta_base" },
     };
 
     [Theory, MemberData(nameof(Cases))]

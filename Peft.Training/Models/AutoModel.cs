@@ -1,4 +1,5 @@
 using Peft.Training.IO;
+using Peft.Training.Models.Bert;
 using Peft.Training.Models.Bloom;
 using Peft.Training.Models.Gpt2;
 using Peft.Training.Models.Llama;
@@ -15,7 +16,10 @@ public sealed record ModelLoadOptions
     public Device? Device { get; init; }
     /// <summary>Parameter dtype; null = float32 (transformers' default without torch_dtype="auto").</summary>
     public ScalarType? DType { get; init; }
-    /// <summary>Head to build; null = the family's default (causal LM for decoders).</summary>
+    /// <summary>
+    /// Head to build; null = the one config.json's <c>architectures</c> names (e.g. <c>BertForSequenceClassification</c>)
+    /// when the family has it, else the family's default (causal LM for decoders, the bare encoder for BERT).
+    /// </summary>
     public TaskType? Task { get; init; }
 }
 
@@ -27,17 +31,73 @@ public static class AutoModel
 {
     public delegate PretrainedModel Factory(ModelConfig config, TaskType task, Device device, ScalarType dtype);
 
+    // Declared before Families: static fields initialise in text order.
+    private static readonly TaskType[] BertTasks =
+        [TaskType.FeatureExtraction, TaskType.SequenceClassification, TaskType.TokenClassification, TaskType.QuestionAnswering];
+
     private static readonly Dictionary<string, (Factory Build, TaskType[] Tasks)> Families = new()
     {
-        ["llama"] = (Llama, [TaskType.CausalLM]),
-        ["mistral"] = (Llama, [TaskType.CausalLM]),
-        ["qwen2"] = (Llama, [TaskType.CausalLM]),
-        ["gpt2"] = ((c, t, d, s) => new Gpt2LMHeadModel(c, d, s), [TaskType.CausalLM]),
-        ["opt"] = ((c, t, d, s) => new OptForCausalLM(c, d, s), [TaskType.CausalLM]),
-        ["bloom"] = ((c, t, d, s) => new BloomForCausalLM(c, d, s), [TaskType.CausalLM]),
+        ["llama"] = (Llama, [TaskType.CausalLM, TaskType.SequenceClassification]),
+        ["mistral"] = (Llama, [TaskType.CausalLM, TaskType.SequenceClassification]),
+        ["qwen2"] = (Llama, [TaskType.CausalLM, TaskType.SequenceClassification]),
+        ["gpt2"] = (Gpt2, [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification]),
+        ["opt"] = (Opt, [TaskType.CausalLM, TaskType.SequenceClassification]),
+        ["bloom"] = (Bloom, [TaskType.CausalLM, TaskType.SequenceClassification, TaskType.TokenClassification]),
+        ["bert"] = (Bert, BertTasks),
+        ["roberta"] = (Bert, BertTasks),
+        ["xlm-roberta"] = (Bert, BertTasks),
+        ["camembert"] = (Bert, BertTasks),
     };
 
-    private static PretrainedModel Llama(ModelConfig c, TaskType t, Device d, ScalarType s) => new LlamaForCausalLM(c, d, s);
+    // transformers 4.40 has no token-classification head for Llama/Mistral/Qwen2 or OPT, so neither do we.
+    private static PretrainedModel Llama(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
+    {
+        TaskType.SequenceClassification => new LlamaForSequenceClassification(c, d, s),
+        _ => new LlamaForCausalLM(c, d, s),
+    };
+
+    private static PretrainedModel Gpt2(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
+    {
+        TaskType.SequenceClassification => new Gpt2ForSequenceClassification(c, d, s),
+        TaskType.TokenClassification => new Gpt2ForTokenClassification(c, d, s),
+        _ => new Gpt2LMHeadModel(c, d, s),
+    };
+
+    private static PretrainedModel Opt(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
+    {
+        TaskType.SequenceClassification => new OptForSequenceClassification(c, d, s),
+        _ => new OptForCausalLM(c, d, s),
+    };
+
+    private static PretrainedModel Bloom(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
+    {
+        TaskType.SequenceClassification => new BloomForSequenceClassification(c, d, s),
+        TaskType.TokenClassification => new BloomForTokenClassification(c, d, s),
+        _ => new BloomForCausalLM(c, d, s),
+    };
+
+    private static PretrainedModel Bert(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
+    {
+        TaskType.SequenceClassification when c.ModelType != "bert" => new RobertaForSequenceClassification(c, d, s),
+        TaskType.SequenceClassification => new BertForSequenceClassification(c, d, s),
+        TaskType.TokenClassification => new BertForTokenClassification(c, d, s),
+        TaskType.QuestionAnswering => new BertForQuestionAnswering(c, d, s),
+        _ => new BertModel(c, d, s),
+    };
+
+    /// <summary>The head named by <c>architectures[0]</c> (<c>...ForSequenceClassification</c>, <c>BertModel</c> ...), if any.</summary>
+    public static TaskType? TaskFromArchitectures(ModelConfig config)
+    {
+        if (config.Json["architectures"] is not System.Text.Json.Nodes.JsonArray { Count: > 0 } a
+            || a[0] is not System.Text.Json.Nodes.JsonValue v || !v.TryGetValue<string>(out var arch)) return null;
+        if (arch.EndsWith("ForSequenceClassification", StringComparison.Ordinal)) return TaskType.SequenceClassification;
+        if (arch.EndsWith("ForTokenClassification", StringComparison.Ordinal)) return TaskType.TokenClassification;
+        if (arch.EndsWith("ForQuestionAnswering", StringComparison.Ordinal)) return TaskType.QuestionAnswering;
+        if (arch.EndsWith("ForCausalLM", StringComparison.Ordinal) || arch.EndsWith("LMHeadModel", StringComparison.Ordinal)) return TaskType.CausalLM;
+        if (arch.EndsWith("ForConditionalGeneration", StringComparison.Ordinal)) return TaskType.Seq2SeqLM;
+        if (arch.EndsWith("Model", StringComparison.Ordinal)) return TaskType.FeatureExtraction;
+        return null;
+    }
 
     public static IReadOnlyCollection<string> SupportedModelTypes => Families.Keys;
 
@@ -51,7 +111,8 @@ public static class AutoModel
         string type = config.ModelType;
         if (!Families.TryGetValue(type, out var family))
             throw config.Error("model_type", $"'{type}' is not supported (supported: {string.Join(", ", Families.Keys.Order())})");
-        var task = options.Task ?? family.Tasks[0];
+        var task = options.Task
+            ?? (TaskFromArchitectures(config) is { } named && family.Tasks.Contains(named) ? named : family.Tasks[0]);
         if (!family.Tasks.Contains(task))
             throw new ArgumentException($"model_type '{type}' has no {task.ToPeftString()} head (available: {string.Join(", ", family.Tasks.Select(x => x.ToPeftString()))})");
         var device = options.Device ?? torch.CPU;

@@ -64,13 +64,19 @@ public abstract class PretrainedModel : nn.Module
     {
         using var noGrad = torch.no_grad();
         var loaded = new HashSet<IntPtr>();
+        var fresh = new List<string>();
         foreach (var (name, p) in named_parameters())
         {
             if (loaded.Contains(p.Handle)) continue;
             string key = CheckpointKey(name);
+            if (!reader.Contains(key) && AlternateCheckpointKey(name) is { } alt && reader.Contains(alt)) key = alt;
             if (!reader.Contains(key))
             {
-                if (IsOptionalInCheckpoint(name)) continue;
+                if (IsOptionalInCheckpoint(name))
+                {
+                    if (!TiedParameterNames.Contains(name)) fresh.Add(name);
+                    continue;
+                }
                 throw new ModelLoadException($"{source}: weight '{key}' is missing from the checkpoint");
             }
             var entry = reader.Entry(key);
@@ -81,38 +87,56 @@ public abstract class PretrainedModel : nn.Module
             p.copy_(t);
             loaded.Add(p.Handle);
         }
+        NewlyInitializedWeights = fresh;
+        if (fresh.Count > 0) InitParameters(fresh.ToHashSet(), seed: 0);
     }
+
+    /// <summary>
+    /// Weights the checkpoint lacked and that were initialised instead, as transformers does for a new head
+    /// (e.g. <c>classifier.weight</c> when a classifier is built on a bare encoder checkpoint).
+    /// </summary>
+    public IReadOnlyList<string> NewlyInitializedWeights { get; private set; } = [];
 
     /// <summary>Maps an in-memory parameter name to its checkpoint key (identity unless a family needs otherwise).</summary>
     protected virtual string CheckpointKey(string parameterName) => parameterName;
 
     /// <summary>
+    /// Second key tried when <see cref="CheckpointKey"/> is absent: transformers loads a bare base-model checkpoint
+    /// into a model with a head (and the reverse) by adding or stripping the base-model prefix (<c>bert.</c> ...).
+    /// </summary>
+    protected virtual string? AlternateCheckpointKey(string parameterName) => null;
+
+    /// <summary>
     /// Random initialisation like transformers' <c>_init_weights</c>: linear/embedding weights ~ N(0, initializer_range),
     /// biases 0, norm weights 1. Used when building a model from config for (pre)training.
     /// </summary>
-    public virtual void InitWeights(long seed)
+    public virtual void InitWeights(long seed) => InitParameters(null, seed);
+
+    /// <summary>Initialises the parameters named in <paramref name="only"/> (null = all of them).</summary>
+    private void InitParameters(IReadOnlySet<string>? only, long seed)
     {
         using var noGrad = torch.no_grad();
-        var gen = new Generator((ulong)seed, Device);
+        using var gen = new Generator((ulong)seed, Device);
         double std = Config.TryGetDouble("initializer_range", "init_std") ?? 0.02;
-        foreach (var (_, module) in named_modules())
+        foreach (var (path, module) in named_modules())
         {
+            bool Want(string param) => only is null || only.Contains(path.Length == 0 ? param : $"{path}.{param}");
             switch (module)
             {
                 case LinearLayer lin:
-                    lin.weight.normal_(0, std, gen);
-                    lin.bias?.zero_();
+                    if (Want("weight")) lin.weight.normal_(0, std, gen);
+                    if (Want("bias")) lin.bias?.zero_();
                     break;
-                case EmbeddingLayer emb:
+                case EmbeddingLayer emb when Want("weight"):
                     emb.weight.normal_(0, std, gen);
                     if (emb.PaddingIdx is long pad) emb.weight[pad].zero_();
                     break;
-                case RmsNorm rms:
+                case RmsNorm rms when Want("weight"):
                     rms.weight.fill_(1);
                     break;
                 case LayerNormLayer ln:
-                    ln.weight.fill_(1);
-                    ln.bias?.zero_();
+                    if (Want("weight")) ln.weight.fill_(1);
+                    if (Want("bias")) ln.bias?.zero_();
                     break;
             }
         }

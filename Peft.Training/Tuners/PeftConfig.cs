@@ -20,6 +20,17 @@ public abstract class PeftConfig
     /// <summary>Keys that should be fully trained and saved next to the adapter (e.g. a classifier head).</summary>
     public List<string>? ModulesToSave { get; set; }
 
+    /// <summary>
+    /// Heads that PEFT's task wrappers add to modules_to_save at runtime (SEQ_CLS/TOKEN_CLS: classifier, score;
+    /// QUESTION_ANS: qa_outputs), set by <see cref="PeftModel"/>. PEFT 0.10 does not write them to
+    /// adapter_config.json, so neither does <see cref="ToJson"/>.
+    /// </summary>
+    public IReadOnlyList<string> TaskModulesToSave { get; internal set; } = [];
+
+    /// <summary><see cref="ModulesToSave"/> plus <see cref="TaskModulesToSave"/>: what is actually trained and saved whole.</summary>
+    public IReadOnlyList<string>? EffectiveModulesToSave =>
+        TaskModulesToSave.Count == 0 ? ModulesToSave : (ModulesToSave ?? []).Union(TaskModulesToSave).ToList();
+
     /// <summary>True for prompt-learning methods (prefix/prompt tuning, P-tuning).</summary>
     public virtual bool IsPromptLearning => false;
 

@@ -21,6 +21,7 @@ public sealed partial class PeftModel
         using var file = SafetensorsFile.Open(Path.Combine(adapterDir, WeightsFileName));
         tuner.Hotswap(adapterName, config, file);
         config.InferenceMode = _configs[adapterName].InferenceMode;
+        config.TaskModulesToSave = _configs[adapterName].TaskModulesToSave;
         _configs[adapterName] = config;
         UpdateTrainable();
     }

@@ -68,6 +68,7 @@ public sealed partial class PeftModel : IDisposable
             throw new PeftConfigException($"cannot combine adapters of different types ({PeftType} and {config.PeftType}) in one model");
         config.Validate();
         config.TaskType ??= BaseModel.Task;
+        config.TaskModulesToSave = TaskHeadsOf(config.TaskType);
         using var noGrad = torch.no_grad();
         Tuner.AddAdapter(name, config);
         try
@@ -83,9 +84,26 @@ public sealed partial class PeftModel : IDisposable
         UpdateTrainable();
     }
 
+    /// <summary>
+    /// The heads PEFT's task wrappers (PeftModelForSequenceClassification ...) train and save in full, limited to those
+    /// the base model has (PEFT only wraps modules it finds).
+    /// </summary>
+    private List<string> TaskHeadsOf(TaskType? task)
+    {
+        string[] heads = task switch
+        {
+            TaskType.SequenceClassification or TaskType.TokenClassification => ["classifier", "score"],
+            TaskType.QuestionAnswering => ["qa_outputs"],
+            _ => [],
+        };
+        if (heads.Length == 0) return [];
+        var paths = BaseModel.named_modules().Select(m => m.name).Where(n => !TargetMatching.IsAdapterInternal(n)).ToList();
+        return heads.Where(h => paths.Any(p => TargetMatching.MatchesList([h], p))).ToList();
+    }
+
     private void AddModulesToSave(string adapter, PeftConfig config)
     {
-        if (config.ModulesToSave is not { Count: > 0 } names) return;
+        if (config.EffectiveModulesToSave is not { Count: > 0 } names) return;
         bool any = false;
         foreach (var (path, module) in BaseModel.named_modules().ToList())
         {
@@ -175,9 +193,11 @@ public sealed partial class PeftModel : IDisposable
     public IEnumerable<AdapterTensor> AdapterTensors(string adapter)
     {
         foreach (var t in Tuner.AdapterTensors(adapter)) yield return t;
+        // Prompt learning has no tuner wrapper between PeftModel and the base model, hence PEFT's shorter prefix.
+        string prefix = _configs.TryGetValue(adapter, out var cfg) && cfg.IsPromptLearning ? "base_model." : "base_model.model.";
         foreach (var (path, w) in _modulesToSave)
             foreach (var (suffix, p) in w.Parameters(adapter))
-                yield return new($"base_model.model.{path}.{suffix}", p);
+                yield return new($"{prefix}{path}.{suffix}", p);
     }
 
     /// <summary>(trainable, all) parameter counts with PEFT's semantics (shared tensors once, frozen originals included).</summary>

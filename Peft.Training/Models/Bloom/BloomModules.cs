@@ -83,12 +83,13 @@ internal sealed class BloomBlock : nn.Module<Tensor, BloomContext, Tensor>
     }
 }
 
-/// <summary><c>transformer.*</c> of BloomForCausalLM.</summary>
+/// <summary><c>transformer.*</c> of the BLOOM models (transformers' <c>BloomModel</c>).</summary>
 internal sealed class BloomBackbone : nn.Module
 {
     public readonly EmbeddingLayer word_embeddings;
     public readonly LayerNormLayer word_embeddings_layernorm, ln_f;
     public readonly ModuleList<BloomBlock> h;
+    private readonly float[] _slopes;
 
     public BloomBackbone(BloomConfig c, Device device, ScalarType dtype) : base(nameof(BloomBackbone))
     {
@@ -96,7 +97,37 @@ internal sealed class BloomBackbone : nn.Module
         word_embeddings_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         h = new ModuleList<BloomBlock>(Enumerable.Range(0, c.NumLayers).Select(i => new BloomBlock(c, i, device, dtype)).ToArray());
         ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
+        _slopes = BloomConfig.AlibiSlopes(c.NumHeads);
         RegisterComponents();
     }
+
+    /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
+    public BackboneOutput Encode(ForwardArgs args)
+    {
+        var embeds = args.InputsEmbeds ?? word_embeddings.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
+        long b = embeds.shape[0], s = embeds.shape[1];
+        long past = args.Cache?.Length ?? 0;
+        var mask = args.AttentionMask ?? torch.ones(b, past + s, ScalarType.Int64, embeds.device);
+        var hidden = word_embeddings_layernorm.forward(embeds);
+        // ALiBi: slope_h · (key position), key positions counted over the mask so padding does not shift them.
+        var keyPos = ((mask.cumsum(1, ScalarType.Int64) - 1) * mask).to(ScalarType.Float32);
+        var slopes = torch.tensor(_slopes, ScalarType.Float32, embeds.device).view(1, -1, 1, 1);
+        var alibi = (slopes * keyPos.view(b, 1, 1, -1)).to(hidden.dtype);
+        var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
+        var ctx = new BloomContext(additive, alibi, args.Cache);
+        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
+        foreach (var block in h)
+        {
+            states?.Add(hidden.alias());
+            hidden = block.forward(hidden, ctx);
+        }
+        hidden = ln_f.forward(hidden);
+        states?.Add(hidden.alias());
+        return new BackboneOutput(hidden, states);
+    }
+
+    /// <summary>Hub BLOOM checkpoints are bare <c>BloomModel</c>s (<c>h.0...</c>, no <c>transformer.</c> prefix).</summary>
+    public static string? BareKey(string name) =>
+        name.StartsWith("transformer.", StringComparison.Ordinal) ? name["transformer.".Length..] : null;
 }
 #pragma warning restore IDE1006

@@ -34,39 +34,16 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
     public override void InitWeights(long seed)
     {
         base.InitWeights(seed);
-        // GPT-2 scales the residual projections by 1/sqrt(2·n_layer) (transformers' _init_weights).
-        using var noGrad = torch.no_grad();
-        double std = (Config.TryGetDouble("initializer_range") ?? 0.02) / Math.Sqrt(2.0 * Typed.NumLayers);
-        var gen = new Generator((ulong)seed + 1, Device);
-        foreach (var (name, p) in named_parameters())
-            if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) p.normal_(0, std, gen);
+        Gpt2Backbone.ScaleResidualInit(this, Typed, seed);
     }
+
+    /// <summary>The hub's gpt2 checkpoints are bare <c>GPT2Model</c>s (<c>h.0...</c>, no <c>transformer.</c> prefix).</summary>
+    protected override string? AlternateCheckpointKey(string parameterName) => Gpt2Backbone.BareKey(parameterName);
 
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var embeds = args.InputsEmbeds ?? transformer.wte.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
-        long b = embeds.shape[0], s = embeds.shape[1];
-        long past = args.Cache?.Length ?? 0;
-        var positions = args.PositionIds ?? torch.arange(past, past + s, device: embeds.device).unsqueeze(0).expand(b, s);
-        var hidden = embeds + transformer.wpe.forward(positions);
-        if (args.TokenTypeIds is not null) hidden = hidden + transformer.wte.forward(args.TokenTypeIds);
-        var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device);
-        var ctx = new Gpt2Context(mask, args.Cache);
-        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
-        foreach (var block in transformer.h)
-        {
-            states?.Add(hidden.alias());
-            hidden = block.forward(hidden, ctx);
-        }
-        hidden = transformer.ln_f.forward(hidden);
-        states?.Add(hidden.alias());
-        var logits = lm_head.forward(hidden).to(ScalarType.Float32);
-        return new ModelOutput
-        {
-            Logits = logits.MoveToOuterDisposeScope(),
-            LastHiddenState = hidden.MoveToOuterDisposeScope(),
-            HiddenStates = states?.Select(t => t.MoveToOuterDisposeScope()).ToList(),
-        };
+        var encoded = transformer.Encode(args);
+        return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
     }
 }

@@ -83,7 +83,7 @@ internal sealed class Gpt2Block : nn.Module<Tensor, Gpt2Context, Tensor>
     }
 }
 
-/// <summary>The <c>transformer.*</c> part of GPT2LMHeadModel.</summary>
+/// <summary>The <c>transformer.*</c> part of the GPT-2 models (transformers' <c>GPT2Model</c>).</summary>
 internal sealed class Gpt2Backbone : nn.Module
 {
     public readonly EmbeddingLayer wte, wpe;
@@ -97,6 +97,44 @@ internal sealed class Gpt2Backbone : nn.Module
         h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i, device, dtype)).ToArray());
         ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         RegisterComponents();
+    }
+
+    /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
+    public BackboneOutput Encode(ForwardArgs args)
+    {
+        var embeds = args.InputsEmbeds ?? wte.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
+        long b = embeds.shape[0], s = embeds.shape[1];
+        long past = args.Cache?.Length ?? 0;
+        var positions = args.PositionIds ?? torch.arange(past, past + s, device: embeds.device).unsqueeze(0).expand(b, s);
+        var hidden = embeds + wpe.forward(positions);
+        if (args.TokenTypeIds is not null) hidden = hidden + wte.forward(args.TokenTypeIds);
+        var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device);
+        var ctx = new Gpt2Context(mask, args.Cache);
+        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
+        foreach (var block in h)
+        {
+            states?.Add(hidden.alias());
+            hidden = block.forward(hidden, ctx);
+        }
+        hidden = ln_f.forward(hidden);
+        states?.Add(hidden.alias());
+        return new BackboneOutput(hidden, states);
+    }
+
+    /// <summary>Checkpoint key of a bare GPT2Model for a <c>transformer.*</c> parameter (null for heads).</summary>
+    public static string? BareKey(string name) =>
+        name.StartsWith("transformer.", StringComparison.Ordinal) ? name["transformer.".Length..] : null;
+
+    /// <summary>
+    /// transformers' GPT-2 <c>_init_weights</c> also scales the residual projections (<c>c_proj</c>) by 1/sqrt(2·n_layer).
+    /// </summary>
+    public static void ScaleResidualInit(PretrainedModel model, Gpt2Config c, long seed)
+    {
+        using var noGrad = torch.no_grad();
+        double std = (model.Config.TryGetDouble("initializer_range") ?? 0.02) / Math.Sqrt(2.0 * c.NumLayers);
+        using var gen = new Generator((ulong)seed + 1, model.Device);
+        foreach (var (name, p) in model.named_parameters())
+            if (name.EndsWith("c_proj.weight", StringComparison.Ordinal)) p.normal_(0, std, gen);
     }
 }
 #pragma warning restore IDE1006

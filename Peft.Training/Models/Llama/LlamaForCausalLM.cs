@@ -11,7 +11,6 @@ public sealed class LlamaForCausalLM : PretrainedModel
     private readonly LlamaBackbone model;
     private readonly LinearLayer lm_head;
 #pragma warning restore IDE1006
-    private readonly RotaryEmbedding _rotary;
 
     public LlamaConfig Typed { get; }
 
@@ -23,7 +22,6 @@ public sealed class LlamaForCausalLM : PretrainedModel
         lm_head = Typed.TieWordEmbeddings
             ? new LinearLayer(model.embed_tokens.weight)
             : new LinearLayer(Typed.HiddenSize, Typed.VocabSize, false, device, dtype);
-        _rotary = new RotaryEmbedding(Typed.HeadDim, Typed.RopeTheta, Typed.RopeScaling);
         RegisterComponents();
     }
 
@@ -40,28 +38,7 @@ public sealed class LlamaForCausalLM : PretrainedModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = args.InputsEmbeds ?? model.embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
-        long b = hidden.shape[0], s = hidden.shape[1];
-        long past = args.Cache?.Length ?? 0;
-        var positions = args.PositionIds ?? torch.arange(past, past + s, device: hidden.device).unsqueeze(0).expand(b, s);
-        var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device, Typed.SlidingWindow);
-        var (cos, sin) = _rotary.CosSin(positions, hidden.dtype);
-        var ctx = new DecoderContext(mask, cos, sin, args.Cache);
-        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
-        foreach (var layer in model.layers)
-        {
-            states?.Add(hidden.alias());
-            hidden = layer.forward(hidden, ctx);
-        }
-        hidden = model.norm.forward(hidden);
-        states?.Add(hidden.alias());
-        var logits = lm_head.forward(hidden).to(ScalarType.Float32);
-        var output = new ModelOutput
-        {
-            Logits = logits.MoveToOuterDisposeScope(),
-            LastHiddenState = hidden.MoveToOuterDisposeScope(),
-            HiddenStates = states?.Select(t => t.MoveToOuterDisposeScope()).ToList(),
-        };
-        return output;
+        var encoded = model.Encode(args);
+        return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
     }
 }

@@ -89,19 +89,44 @@ internal sealed class LlamaDecoderLayer : nn.Module<Tensor, DecoderContext, Tens
     }
 }
 
-/// <summary>The decoder stack (<c>model.*</c> in HF checkpoints).</summary>
+/// <summary>The decoder stack (<c>model.*</c> in HF checkpoints), shared by the LM and classification heads.</summary>
 internal sealed class LlamaBackbone : nn.Module
 {
     public readonly EmbeddingLayer embed_tokens;
     public readonly ModuleList<LlamaDecoderLayer> layers;
     public readonly RmsNorm norm;
+    private readonly RotaryEmbedding _rotary;
+    private readonly int? _slidingWindow;
 
     public LlamaBackbone(LlamaConfig c, Device device, ScalarType dtype) : base(nameof(LlamaBackbone))
     {
         embed_tokens = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
         layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, device, dtype)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
+        _rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling);
+        _slidingWindow = c.SlidingWindow;
         RegisterComponents();
+    }
+
+    /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
+    public BackboneOutput Encode(ForwardArgs args)
+    {
+        var hidden = args.InputsEmbeds ?? embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
+        long b = hidden.shape[0], s = hidden.shape[1];
+        long past = args.Cache?.Length ?? 0;
+        var positions = args.PositionIds ?? torch.arange(past, past + s, device: hidden.device).unsqueeze(0).expand(b, s);
+        var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device, _slidingWindow);
+        var (cos, sin) = _rotary.CosSin(positions, hidden.dtype);
+        var ctx = new DecoderContext(mask, cos, sin, args.Cache);
+        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
+        foreach (var layer in layers)
+        {
+            states?.Add(hidden.alias());
+            hidden = layer.forward(hidden, ctx);
+        }
+        hidden = norm.forward(hidden);
+        states?.Add(hidden.alias());
+        return new BackboneOutput(hidden, states);
     }
 }
 #pragma warning restore IDE1006

@@ -105,5 +105,32 @@ internal sealed class OptModel : nn.Module
         decoder = new OptDecoder(c, device, dtype);
         RegisterComponents();
     }
+
+    /// <summary>Decoder output (after project_out: word_embed_proj_dim wide); tensors land in the caller's scope.</summary>
+    public BackboneOutput Encode(ForwardArgs args)
+    {
+        var d = decoder;
+        var embeds = args.InputsEmbeds ?? d.embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
+        long b = embeds.shape[0], s = embeds.shape[1];
+        long past = args.Cache?.Length ?? 0;
+        var mask = args.AttentionMask ?? torch.ones(b, past + s, ScalarType.Int64, embeds.device);
+        // Positions come from the mask (padding-aware): cumsum(mask)·mask − 1, then the offset of 2.
+        var positions = args.PositionIds
+            ?? ((mask.cumsum(1, ScalarType.Int64) * mask - 1).narrow(1, past, s));
+        if (d.project_in is not null) embeds = d.project_in.forward(embeds);
+        var hidden = embeds + d.embed_positions.forward(positions + 2);
+        var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
+        var ctx = new OptContext(additive, args.Cache);
+        var states = args.OutputHiddenStates ? new List<Tensor>() : null;
+        foreach (var layer in d.layers)
+        {
+            states?.Add(hidden.alias());
+            hidden = layer.forward(hidden, ctx);
+        }
+        if (d.final_layer_norm is not null) hidden = d.final_layer_norm.forward(hidden);
+        if (d.project_out is not null) hidden = d.project_out.forward(hidden);
+        states?.Add(hidden.alias());
+        return new BackboneOutput(hidden, states);
+    }
 }
 #pragma warning restore IDE1006

@@ -46,7 +46,7 @@ public sealed class AdaLoraTuner(PeftModel owner) : LayerTuner<AdaLoraLayer, Ada
             throw new PeftConfigException(
                 $"AdaLoRA supports only one trainable adapter ('{other}' already is); set inference_mode=true for adapter '{name}'");
         var targets = cfg.TargetModules ?? StringOrList.Of(DefaultTargets.For(DefaultTargetModules, Base.ModelType, "AdaLoRA"));
-        var matched = MatchTargets<LinearLayer>(targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern, cfg.ModulesToSave, "Linear and Conv1D layers");
+        var matched = MatchTargets<LinearLayer>(targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern, cfg.EffectiveModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
         {
             var layer = LayerFor(path, host, () => new AdaLoraLayer(host));

@@ -44,7 +44,7 @@ public sealed class Ia3Tuner(PeftModel owner) : LayerTuner<Ia3Layer, Ia3Config>(
         var cfg = (Ia3Config)config;
         FillDefaults(cfg);
         cfg.Validate();
-        var matched = MatchTargets<LinearLayer>(cfg.TargetModules!, cfg.ExcludeModules, null, null, cfg.ModulesToSave, "Linear and Conv1D layers");
+        var matched = MatchTargets<LinearLayer>(cfg.TargetModules!, cfg.ExcludeModules, null, null, cfg.EffectiveModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
         {
             var layer = LayerFor(path, host, () => new Ia3Layer(host, cfg.IsFeedforward(path)));

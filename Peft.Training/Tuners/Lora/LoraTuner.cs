@@ -23,7 +23,7 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
         cfg.Validate();
         var targets = ResolveTargets(cfg);
         var matched = MatchTargets<IAdaptableLayer>(targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern,
-            cfg.ModulesToSave, "Linear, Conv1D and Embedding layers");
+            cfg.EffectiveModulesToSave, "Linear, Conv1D and Embedding layers");
         foreach (var (path, host) in matched)
         {
             int r = (int)(TargetMatching.PatternValue(cfg.RankPattern, path) ?? cfg.R);
@@ -44,9 +44,11 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
             return StringOrList.Of(DefaultTargets.For(DefaultTargets.Lora, Base.ModelType, "LoRA"));
         if (cfg.TargetModules.Pattern is { } p && p.Equals("all-linear", StringComparison.OrdinalIgnoreCase))
         {
+            // Heads are trained whole (modules_to_save), never adapted: skip the LM head and any classifier/score/QA head.
             string? head = Base.OutputEmbeddingName;
             var names = Base.named_modules()
-                .Where(m => m.module is LinearLayer && !TargetMatching.IsAdapterInternal(m.name) && m.name != head && !(m.name is "classifier" or "score"))
+                .Where(m => m.module is LinearLayer && !TargetMatching.IsAdapterInternal(m.name) && m.name != head
+                    && !(m.name is "classifier" or "score" or "qa_outputs") && !TargetMatching.IsUnderModulesToSave(m.name, cfg.EffectiveModulesToSave))
                 .Select(m => m.name.Split('.')[^1]).Distinct().ToList();
             cfg.TargetModules = new StringOrList(null, names);
             return cfg.TargetModules;

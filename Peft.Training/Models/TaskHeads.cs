@@ -1,0 +1,62 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Models;
+
+/// <summary>What the families' backbones hand to their heads: the final hidden state and, on request, every one.</summary>
+internal sealed record BackboneOutput(Tensor Hidden, List<Tensor>? States);
+
+/// <summary>Pieces shared by the task heads of every family (classification, token classification, QA).</summary>
+public static class TaskHeads
+{
+    /// <summary>
+    /// transformers' <c>config.num_labels</c>: the size of <c>id2label</c> (what config.json stores), else an explicit
+    /// <c>num_labels</c>, else 2 (PretrainedConfig's default).
+    /// </summary>
+    public static int NumLabels(ModelConfig c)
+    {
+        if (c.GetObject("id2label") is { Count: > 0 } labels) return labels.Count;
+        int n = c.TryGetInt("num_labels") ?? 2;
+        if (n <= 0) throw c.Error("num_labels", $"must be positive, got {n}");
+        return n;
+    }
+
+    /// <summary>Dropout before a classifier: <c>classifier_dropout</c> when set, else the family's hidden dropout.</summary>
+    public static double ClassifierDropout(ModelConfig c, params string[] fallbackKeys) =>
+        c.TryGetDouble("classifier_dropout") ?? c.TryGetDouble(fallbackKeys) ?? 0.1;
+
+    /// <summary>
+    /// Decoder sequence classification picks one position per row, as transformers 4.40 does: with a pad token,
+    /// (first pad position − 1) mod length, which is the last token for right padding and also for left padding or
+    /// rows without any pad (argmax of all-false is 0, so −1 wraps to the end); without input ids, the last position.
+    /// <paramref name="logits"/> is [batch, seq, labels]; returns [batch, labels].
+    /// </summary>
+    public static Tensor PoolLastNonPad(Tensor logits, Tensor? inputIds, int? padTokenId)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = logits.shape[0], s = logits.shape[1];
+        if (padTokenId is null && b != 1) throw new ArgumentException("Cannot handle batch sizes > 1 if no padding token is defined (set pad_token_id in config.json)");
+        Tensor index;
+        if (padTokenId is int pad && inputIds is not null)
+        {
+            var firstPad = inputIds.eq(pad).to(ScalarType.Int32).argmax(-1);
+            index = (firstPad - 1).remainder(inputIds.shape[^1]);
+        }
+        else index = torch.full(b, s - 1, ScalarType.Int64, logits.device);
+        var rows = torch.arange(b, device: logits.device);
+        return logits[rows, index.to(ScalarType.Int64)].MoveToOuterDisposeScope();
+    }
+
+    /// <summary>pad_token_id of a config (null when absent or a list).</summary>
+    public static int? PadTokenId(ModelConfig c) =>
+        c.Json.TryGetPropertyValue("pad_token_id", out var v) && v is JsonValue jv && jv.TryGetValue<int>(out var id) ? id : null;
+
+    /// <summary>The output of a head: its logits, with the backbone's last hidden state (and all of them if asked for).</summary>
+    internal static ModelOutput Output(Tensor logits, BackboneOutput backbone) => new()
+    {
+        Logits = logits.to(ScalarType.Float32).MoveToOuterDisposeScope(),
+        LastHiddenState = backbone.Hidden.MoveToOuterDisposeScope(),
+        HiddenStates = backbone.States?.Select(t => t.MoveToOuterDisposeScope()).ToList(),
+    };
+}
