@@ -3,6 +3,7 @@ using Peft.Training.Models.Bloom;
 using Peft.Training.Models.Gpt2;
 using Peft.Training.Models.Llama;
 using Peft.Training.Models.Opt;
+using Peft.Training.Models.T5;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,6 +36,8 @@ public static class AutoModel
         ["gpt2"] = ((c, t, d, s) => new Gpt2LMHeadModel(c, d, s), [TaskType.CausalLM]),
         ["opt"] = ((c, t, d, s) => new OptForCausalLM(c, d, s), [TaskType.CausalLM]),
         ["bloom"] = ((c, t, d, s) => new BloomForCausalLM(c, d, s), [TaskType.CausalLM]),
+        ["t5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
+        ["mt5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
     };
 
     private static PretrainedModel Llama(ModelConfig c, TaskType t, Device d, ScalarType s) => new LlamaForCausalLM(c, d, s);
