@@ -52,8 +52,13 @@ public class CliErrorTests
     }
 
     [Fact]
-    public void UnknownModelType() =>
-        CliHarness.Run("params", Path.Combine(CliHarness.Golden("param_counts"), "mt0-large")).AssertBadInput("model_type", "mt5");
+    public void UnknownModelType()
+    {
+        using var tmp = new TempDir();
+        string model = Directory.CreateDirectory(tmp["model"]).FullName;
+        File.WriteAllText(Path.Combine(model, "config.json"), "{\"model_type\": \"bart\"}");
+        CliHarness.Run("params", model).AssertBadInput("model_type", "bart");
+    }
 
     [Fact]
     public void CorruptSafetensors()

@@ -8,22 +8,24 @@ namespace Peft.Training.Generation;
 /// transformers' <c>_beam_search</c> + <c>BeamSearchScorer</c> (4.40): beams are rows of an expanded batch; each step
 /// adds log-softmax scores to the running beam scores, takes the top max(2, 1 + n_eos)·beams candidates per input row,
 /// moves eos candidates into the finished hypotheses (score / generated_len^length_penalty) and keeps the best
-/// non-eos ones as the next beams. Token bookkeeping is on the host: the model only needs the newest token.
+/// non-eos ones as the next beams. Token bookkeeping is on the host: the model only needs the newest token. Encoder-
+/// decoder models run the encoder once per input row; beams then extend the decoder start token.
 /// </summary>
 internal static class BeamSearch
 {
     public static GenerationResult Run(ICausalLmRunner runner, Tensor ids, Tensor mask, GenerationSettings s, CancellationToken ct)
     {
-        var model = runner.Model;
-        int k = s.NumBeams, batch = (int)ids.shape[0], rows = batch * k;
-        int promptLen = (int)ids.shape[1];
+        using var stepper = DecodeSteppers.Create(runner, ids, mask, s, s.NumBeams);
+        return Run(stepper, (int)ids.shape[0], s, runner.Model.Device, ct);
+    }
+
+    private static GenerationResult Run(IDecodeStepper stepper, int batch, GenerationSettings s, Device device, CancellationToken ct)
+    {
+        int k = s.NumBeams, rows = batch * k;
+        int promptLen = (int)stepper.Prompt.shape[1];
         int maxLength = promptLen + s.MaxNewTokens;
-        var names = s.AdapterNames?.SelectMany(n => Enumerable.Repeat(n, k)).ToArray();
-        var stepIds = ids.repeat_interleave(k, 0);
-        mask = mask.repeat_interleave(k, 0);
-        var positions = TextGenerator.PromptPositions(mask);
         var seqs = new long[rows][];
-        using (var cpu = stepIds.cpu())
+        using (var cpu = stepper.Prompt.cpu().contiguous())
         {
             var flat = cpu.data<long>().ToArray();
             for (int r = 0; r < rows; r++) seqs[r] = flat.AsSpan(r * promptLen, promptLen).ToArray();
@@ -35,18 +37,16 @@ internal static class BeamSearch
         var done = new bool[batch];
         var scores = s.OutputScores ? new List<Tensor>() : null;
         int candidates = Math.Max(2, 1 + s.EosTokenIds.Count) * k;
-        using var cache = new KvCache(model.NumLayers);
+        Tensor? stepIds = null;
 
         for (int step = 0; step < s.MaxNewTokens; step++)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            Tensor logProbs;
-            using (var output = runner.Forward(new ForwardArgs { InputIds = stepIds, AttentionMask = mask, PositionIds = positions, Cache = cache }, names))
-                logProbs = output.Logits.select(1, -1).log_softmax(-1);
+            var logProbs = stepper.Next(stepIds).log_softmax(-1);
             long vocab = logProbs.shape[1];
             if (scores is not null) scores.Add(logProbs.clone().MoveToOuterDisposeScope());
-            var total = logProbs + torch.tensor(beamScores, device: model.Device).unsqueeze(1);
+            var total = logProbs + torch.tensor(beamScores, device: device).unsqueeze(1);
             var (topValues, topIndices) = total.view(batch, k * vocab).topk(candidates, 1, largest: true, sorted: true);
             var values = topValues.cpu().data<float>().ToArray();
             var flatIdx = topIndices.cpu().data<long>().ToArray();
@@ -90,17 +90,13 @@ internal static class BeamSearch
             beamScores = nextScores;
             if (done.All(d => d) || curLen >= maxLength) break;
 
-            using (var sources = torch.tensor(nextSources.Select(x => (long)x).ToArray(), device: model.Device))
-                cache.IndexSelect(sources);
-            var (oldMask, oldPositions) = (mask, positions);
-            (mask, positions) = TextGenerator.Advance(mask);
-            mask.MoveToOuterDisposeScope();
-            positions.MoveToOuterDisposeScope();
-            oldMask.Dispose();
-            oldPositions.Dispose();
-            stepIds = torch.tensor(nextTokens, device: model.Device).view(rows, 1).MoveToOuterDisposeScope();
+            using (var sources = torch.tensor(nextSources.Select(x => (long)x).ToArray(), device: device))
+                stepper.Reorder(sources);
+            stepIds?.Dispose();
+            stepIds = torch.tensor(nextTokens, device: device).view(rows, 1).MoveToOuterDisposeScope();
         }
-        return Finalize(hyps, done, seqs, beamScores, k, promptLen, maxLength, s, model.Device, scores);
+        stepIds?.Dispose();
+        return Finalize(hyps, done, seqs, beamScores, k, promptLen, maxLength, s, device, scores);
     }
 
     /// <summary>Adds the open beams of unfinished rows, then picks each row's best hypothesis and appends eos if it fits.</summary>

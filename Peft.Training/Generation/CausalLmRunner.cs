@@ -4,7 +4,8 @@ using Peft.Training.Tuners;
 namespace Peft.Training.Generation;
 
 /// <summary>
-/// What generation needs from a decoder-only model: the model (config, device, layer count) and a forward pass.
+/// What generation needs from a model (decoder-only or, despite the name, encoder-decoder): the model (config,
+/// device, layer counts) and a forward pass.
 /// Per-row adapter names are a forward argument rather than runner state because beam search repeats them per beam.
 /// </summary>
 public interface ICausalLmRunner

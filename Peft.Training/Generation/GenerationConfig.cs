@@ -16,6 +16,8 @@ public sealed record GenerationConfig
     public IReadOnlyList<int>? EosTokenIds { get; init; }
     public int? PadTokenId { get; init; }
     public int? BosTokenId { get; init; }
+    /// <summary>Encoder-decoder models: the first decoder token.</summary>
+    public int? DecoderStartTokenId { get; init; }
     public int? MaxNewTokens { get; init; }
     public bool? DoSample { get; init; }
     public double? Temperature { get; init; }
@@ -53,6 +55,7 @@ public sealed record GenerationConfig
             EosTokenIds = loaded.EosTokenIds ?? fromModel.EosTokenIds,
             PadTokenId = loaded.PadTokenId ?? fromModel.PadTokenId,
             BosTokenId = loaded.BosTokenId ?? fromModel.BosTokenId,
+            DecoderStartTokenId = loaded.DecoderStartTokenId ?? fromModel.DecoderStartTokenId,
         };
     }
 
@@ -61,6 +64,7 @@ public sealed record GenerationConfig
         EosTokenIds = json.Has("eos_token_id") ? json.GetIds("eos_token_id") : null,
         PadTokenId = json.TryGetInt("pad_token_id"),
         BosTokenId = json.TryGetInt("bos_token_id"),
+        DecoderStartTokenId = json.TryGetInt("decoder_start_token_id"),
         MaxNewTokens = json.TryGetInt("max_new_tokens"),
         DoSample = TryGetBool(json, "do_sample"),
         Temperature = json.TryGetDouble("temperature"),

@@ -30,6 +30,8 @@ public sealed record GenerationOptions
     public IReadOnlyList<int>? EosTokenIds { get; init; }
     /// <summary>Written after a row finished; null = the model's pad_token_id, else the first eos id.</summary>
     public int? PadTokenId { get; init; }
+    /// <summary>Encoder-decoder models: the first decoder token; null = the model's decoder_start_token_id, else bos.</summary>
+    public int? DecoderStartTokenId { get; init; }
     /// <summary>One adapter per input row for a mixed-batch PeftModel (<c>"__base__"</c> = no adapter).</summary>
     public IReadOnlyList<string>? AdapterNames { get; init; }
     /// <summary>Return the per-step scores in <see cref="GenerationResult.Scores"/>.</summary>
@@ -49,9 +51,12 @@ public sealed record GenerationStep(int Step, IReadOnlyList<long> Tokens, IReadO
 /// <summary>Output of a generation. Owns its tensors.</summary>
 public sealed class GenerationResult : IDisposable
 {
-    /// <summary>int64 [batch, prompt + new]: the prompt (padding included) followed by the generated tokens.</summary>
+    /// <summary>
+    /// int64 [batch, prompt + new]: the prompt (padding included) followed by the generated tokens. Encoder-decoder
+    /// models: the decoder sequence, i.e. decoder_start_token_id then the generated tokens (as transformers returns).
+    /// </summary>
     public required Tensor Sequences { get; init; }
-    /// <summary>Prompt length (columns of the input).</summary>
+    /// <summary>Prompt length (columns of the input); 1 (the decoder start token) for encoder-decoder models.</summary>
     public required long PromptLength { get; init; }
     /// <summary>Tokens generated per row, eos included, excluding the padding written after a row finished.</summary>
     public required IReadOnlyList<int> NewTokenCounts { get; init; }

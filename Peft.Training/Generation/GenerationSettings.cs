@@ -14,6 +14,7 @@ internal sealed record GenerationSettings
     public required bool EarlyStopping { get; init; }
     public required IReadOnlyList<long> EosTokenIds { get; init; }
     public required long? PadTokenId { get; init; }
+    public required long? DecoderStartTokenId { get; init; }
     public required IReadOnlyList<string>? AdapterNames { get; init; }
     public required bool OutputScores { get; init; }
     public required Action<GenerationStep>? OnStep { get; init; }
@@ -36,6 +37,8 @@ internal sealed record GenerationSettings
             EosTokenIds = eos,
             // transformers falls back to the first eos id so that finished rows can be padded.
             PadTokenId = (long?)(o.PadTokenId ?? c.PadTokenId) ?? (eos.Length > 0 ? eos[0] : null),
+            // transformers falls back to bos when no decoder start token is configured.
+            DecoderStartTokenId = o.DecoderStartTokenId ?? c.DecoderStartTokenId ?? c.BosTokenId,
             AdapterNames = o.AdapterNames,
             OutputScores = o.OutputScores,
             OnStep = o.OnStep,

@@ -6,9 +6,10 @@ using static TorchSharp.torch;
 namespace Peft.Training.Generation;
 
 /// <summary>
-/// transformers' <c>generate()</c> for decoder-only causal LMs (4.40 semantics): KV cache, prefill with the whole prompt
-/// then one token per step, mask-derived positions (left padding), greedy / sampling / beam search, eos stopping with
-/// padding of finished rows.
+/// transformers' <c>generate()</c> (4.40 semantics): KV cache, greedy / sampling / beam search, eos stopping with padding
+/// of finished rows. Decoder-only causal LMs: prefill with the whole prompt then one token per step, mask-derived
+/// positions (left padding). Encoder-decoder models (<see cref="PretrainedModel.IsEncoderDecoder"/>): the input is
+/// encoded once, the decoder starts from decoder_start_token_id and the result holds the decoder sequences.
 /// </summary>
 public static class TextGenerator
 {
@@ -20,14 +21,15 @@ public static class TextGenerator
         GenerationOptions? options = null, CancellationToken ct = default) =>
         Generate(new PeftModelRunner(model), inputIds, attentionMask, options ?? new GenerationOptions(), ct);
 
-    /// <param name="inputIds">int64 [batch, prompt]; pad on the LEFT when prompts differ in length.</param>
+    /// <param name="inputIds">int64 [batch, prompt]; pad on the LEFT when prompts differ in length (encoder inputs: either side).</param>
     /// <param name="attentionMask">[batch, prompt], 0 = padding; null = derived from the pad id like transformers.</param>
     public static GenerationResult Generate(ICausalLmRunner runner, Tensor inputIds, Tensor? attentionMask,
         GenerationOptions options, CancellationToken ct = default)
     {
         var model = runner.Model;
-        if (model.Task != TaskType.CausalLM || model.IsEncoderDecoder)
-            throw new NotSupportedException($"generation needs a decoder-only causal LM; this model is {model.ModelType} ({model.Task})");
+        bool supported = model.IsEncoderDecoder ? model.Task == TaskType.Seq2SeqLM : model.Task == TaskType.CausalLM;
+        if (!supported)
+            throw new NotSupportedException($"generation needs a causal LM or a seq2seq LM; this model is {model.ModelType} ({model.Task})");
         if (inputIds.dim() != 2 || inputIds.shape[1] == 0)
             throw new ArgumentException($"inputIds must be [batch, prompt] with a non-empty prompt, got [{string.Join(", ", inputIds.shape)}]");
         if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
@@ -81,22 +83,19 @@ public static class TextGenerator
     private static GenerationResult Decode(ICausalLmRunner runner, Tensor ids, Tensor mask, GenerationSettings s, CancellationToken ct)
     {
         var model = runner.Model;
+        using var stepper = DecodeSteppers.Create(runner, ids, mask, s, 1);
         int batch = (int)ids.shape[0];
-        using var cache = new KvCache(model.NumLayers);
         using var generator = s.DoSample && s.Seed is long seed ? new Generator((ulong)seed, model.Device) : null;
         var finished = new bool[batch];
         var counts = new int[batch];
-        var columns = new List<Tensor> { ids };
+        var columns = new List<Tensor> { stepper.Prompt };
         var scores = s.OutputScores ? new List<Tensor>() : null;
-        var stepIds = ids;
-        var positions = PromptPositions(mask);
+        Tensor? last = null;
         for (int step = 0; step < s.MaxNewTokens; step++)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            Tensor logits;
-            using (var output = runner.Forward(new ForwardArgs { InputIds = stepIds, AttentionMask = mask, PositionIds = positions, Cache = cache }, s.AdapterNames))
-                logits = output.Logits.select(1, -1).clone();   // clone: don't keep the whole prefill logits alive
+            var logits = stepper.Next(last);
             var processed = s.DoSample ? LogitsWarpers.Apply(logits, s.Temperature, s.TopK, s.TopP) : logits;
             var chosen = s.DoSample
                 ? torch.multinomial(processed.softmax(-1), 1, false, generator).squeeze(1)
@@ -114,18 +113,12 @@ public static class TextGenerator
             scores?.Add(processed.MoveToOuterDisposeScope());
             s.OnStep?.Invoke(new GenerationStep(step, tokens, (bool[])finished.Clone()));
             if (finished.All(f => f) || step == s.MaxNewTokens - 1) break;
-            var (oldMask, oldPositions) = (mask, positions);
-            (mask, positions) = Advance(mask);
-            mask.MoveToOuterDisposeScope();
-            positions.MoveToOuterDisposeScope();
-            oldMask.Dispose();
-            oldPositions.Dispose();
-            stepIds = column;
+            last = column;
         }
         return new GenerationResult
         {
             Sequences = torch.cat(columns, 1),
-            PromptLength = ids.shape[1],
+            PromptLength = stepper.Prompt.shape[1],
             NewTokenCounts = counts,
             Scores = scores,
         };

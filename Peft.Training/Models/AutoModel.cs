@@ -4,6 +4,7 @@ using Peft.Training.Models.Bloom;
 using Peft.Training.Models.Gpt2;
 using Peft.Training.Models.Llama;
 using Peft.Training.Models.Opt;
+using Peft.Training.Models.T5;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -47,6 +48,8 @@ public static class AutoModel
         ["roberta"] = (Bert, BertTasks),
         ["xlm-roberta"] = (Bert, BertTasks),
         ["camembert"] = (Bert, BertTasks),
+        ["t5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
+        ["mt5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
     };
 
     // transformers 4.40 has no token-classification head for Llama/Mistral/Qwen2 or OPT, so neither do we.

@@ -27,6 +27,15 @@ public sealed class KvCache : IDisposable
 
     public bool IsEmpty => _keys[0] is null;
 
+    /// <summary>
+    /// Encoder-decoder models: cross-attention keys/values, computed once from the encoder output and reused by later
+    /// decoder steps. This cache itself holds the decoder self-attention (where a prefix is injected); the companion
+    /// travels with it through tuners and is reordered and disposed with it.
+    /// </summary>
+    public KvCache? CrossAttention { get; private set; }
+
+    public KvCache GetOrCreateCrossAttention() => CrossAttention ??= new KvCache(NumLayers);
+
     public (Tensor Key, Tensor Value)? Get(int layer) =>
         _keys[layer] is { } k ? (k, _values[layer]!) : null;
 
@@ -68,6 +77,7 @@ public sealed class KvCache : IDisposable
             _keys[i] = k;
             _values[i] = v;
         }
+        CrossAttention?.IndexSelect(batchIndex);
     }
 
     public void Dispose()
@@ -78,5 +88,7 @@ public sealed class KvCache : IDisposable
             _values[i]?.Dispose();
             _keys[i] = _values[i] = null;
         }
+        CrossAttention?.Dispose();
+        CrossAttention = null;
     }
 }

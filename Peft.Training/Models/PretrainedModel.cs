@@ -30,6 +30,8 @@ public abstract class PretrainedModel : nn.Module
     public string NameOrPath { get; set; } = "";
 
     public abstract int NumLayers { get; }
+    /// <summary>Layers of the decoder stack (the self-attention <see cref="KvCache"/> size); encoder-decoders may differ.</summary>
+    public virtual int NumDecoderLayers => NumLayers;
     public abstract int HiddenSize { get; }
     public abstract int NumAttentionHeads { get; }
     public abstract int NumKeyValueHeads { get; }
