@@ -13,13 +13,6 @@ namespace Peft.Tests.Models;
 public class T5GoldenModelTests
 {
     /// <summary>1e-4, scaled by max |expected| for mT5 logits (see the class summary).</summary>
-    internal static double LogitTolerance(string caseName, Tensor expected)
-    {
-        if (!caseName.StartsWith("mt5", StringComparison.Ordinal)) return 1e-4;
-        using var max = expected.abs().max();
-        return 1e-4 * Math.Max(1.0, max.item<float>());
-    }
-
     [Theory]
     [InlineData("t5_base")]
     [InlineData("mt5_base")]
@@ -40,7 +33,7 @@ public class T5GoldenModelTests
             OutputHiddenStates = true,
         });
         var logits = expected["logits"];
-        GoldenData.AssertClose(logits, output.Logits, LogitTolerance(caseName, logits), "logits");
+        GoldenData.AssertClose(logits, output.Logits, GoldenAdapterChecks.Tolerance(caseName, logits), "logits");
         Check(expected, "encoder_hidden_states", output.EncoderHiddenStates!);
         Check(expected, "decoder_hidden_states", output.HiddenStates!);
         // The encoder output is the last encoder hidden state (after the final norm).

@@ -14,6 +14,10 @@ public class GoldenAdaLoraTests
         { "llama_adalora_allocated", "llama_base" },
         { "gpt2_adalora", "gpt2_base" },
         { "gpt2_adalora_allocated", "gpt2_base" },
+        { "t5_adalora", "t5_base" },
+        { "t5_adalora_allocated", "t5_base" },
+        { "bert_adalora", "bert_base" },
+        { "bert_adalora_allocated", "bert_base" },
     };
 
     [Theory, MemberData(nameof(Cases))]

@@ -11,6 +11,9 @@ public class GoldenIa3Tests
         { "gpt2_ia3", "gpt2_base" },
         { "opt_ia3", "opt_base" },
         { "bloom_ia3", "bloom_base" },
+        { "t5_ia3", "t5_base" },
+        { "mt5_ia3", "mt5_base" },
+        { "bert_ia3", "bert_base" },
     };
 
     [Theory, MemberData(nameof(Cases))]
