@@ -52,12 +52,11 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
         var hidden = embeds + transformer.wpe.forward(positions);
         if (args.TokenTypeIds is not null) hidden = hidden + transformer.wte.forward(args.TokenTypeIds);
         var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device);
-        var ctx = new Gpt2Context(mask, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var block in transformer.h)
         {
             states?.Add(hidden.alias());
-            hidden = block.forward(hidden, ctx);
+            hidden = RunDecoderLayer(block, hidden, [mask], (h, c) => block.forward(h, new Gpt2Context(c[0], args.Cache)), args.Cache is not null);
         }
         hidden = transformer.ln_f.forward(hidden);
         states?.Add(hidden.alias());

@@ -46,12 +46,12 @@ public sealed class LlamaForCausalLM : PretrainedModel
         var positions = args.PositionIds ?? torch.arange(past, past + s, device: hidden.device).unsqueeze(0).expand(b, s);
         var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device, Typed.SlidingWindow);
         var (cos, sin) = _rotary.CosSin(positions, hidden.dtype);
-        var ctx = new DecoderContext(mask, cos, sin, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var layer in model.layers)
         {
             states?.Add(hidden.alias());
-            hidden = layer.forward(hidden, ctx);
+            hidden = RunDecoderLayer(layer, hidden, [mask, cos, sin],
+                (h, c) => layer.forward(h, new DecoderContext(c[0], c[1], c[2], args.Cache)), args.Cache is not null);
         }
         hidden = model.norm.forward(hidden);
         states?.Add(hidden.alias());
