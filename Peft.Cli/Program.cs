@@ -1,2 +1,6 @@
-using TorchSharp;
-Console.WriteLine(torch.ones(2, 3).sum().item<float>());
+using System.CommandLine;
+using Peft.Cli.Commands;
+
+var root = new RootCommand("peft: parameter-efficient fine-tuning (Hugging Face PEFT on TorchSharp)");
+root.Subcommands.Add(TrainCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -46,7 +46,7 @@ public sealed partial class Trainer
         void Same<T>(string field, T saved, T now)
         {
             if (!EqualityComparer<T>.Default.Equals(saved, now))
-                throw new InvalidOperationException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ");
+                throw new InvalidDataException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ");
         }
         Same("the number of training examples", state.NumExamples, _train.Count);
         Same("per_device_train_batch_size", state.BatchSize, _o.BatchSize);

@@ -56,7 +56,7 @@ public sealed partial class Trainer : IDisposable
         _collator = collator ?? new DataCollator(model.Model.Task, 0);
         _progress = progress;
         _params = model.Parameters();
-        if (_params.Count == 0) throw new InvalidOperationException("nothing to train: no parameter requires grad");
+        if (_params.Count == 0) throw new ArgumentException("nothing to train: no parameter requires grad");
         _optimizer = BuildOptimizer();
         _batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         int stepsPerEpoch = (_batchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps;
