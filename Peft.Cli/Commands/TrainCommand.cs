@@ -18,15 +18,15 @@ public static class TrainCommand
             // Unknown flags are reported by the action (exit code 2), not as parser errors (exit code 1).
             TreatUnmatchedTokensAsErrors = false,
         };
-        var config = new Option<string>("--config") { Description = "JSON file with any of these settings (keys like lora_alpha); flags win" };
+        // Every option takes any number of values and the last one wins, so repeating a flag (e.g. overriding a script's
+        // default) is not a parser error; values are parsed by TrainSettings, so a bad value exits with code 2 and names
+        // the flag, exactly like a bad config field.
+        var config = Multi("--config", "JSON file with any of these settings (keys like lora_alpha); flags win");
         command.Options.Add(config);
-        var options = new List<(TrainSetting Setting, Option Option)>();
+        var options = new List<(TrainSetting Setting, Option<string[]> Option)>();
         foreach (var s in TrainSettings.All)
         {
-            // Values are parsed by TrainSettings so that a bad value is exit code 2 with the flag named, like config fields.
-            Option option = s.Type == TrainSetting.Kind.Flag
-                ? new Option<bool>(s.Flag) { Description = s.Help }
-                : new Option<string>(s.Flag) { Description = s.Help };
+            var option = Multi(s.Flag, s.Help);
             command.Options.Add(option);
             options.Add((s, option));
         }
@@ -39,14 +39,15 @@ public static class TrainCommand
                 if (parse.UnmatchedTokens.Count > 0)
                     throw new CliUsageException($"unknown argument '{parse.UnmatchedTokens[0]}' (see peft train --help)");
                 var settings = new TrainSettings();
-                if (parse.GetValue(config) is { } path) settings.LoadConfig(path);
+                if (Last(parse, config, "--config") is { } path) settings.LoadConfig(path);
                 foreach (var (s, option) in options)
                 {
-                    var result = parse.GetResult(option);
-                    if (result is null || result.Implicit) continue;
-                    JsonNode? value = option is Option<bool> flag ? JsonValue.Create(parse.GetValue(flag)) : JsonValue.Create(parse.GetValue((Option<string>)option));
-                    settings.Set(s, value);
+                    if (parse.GetResult(option) is null) continue;
+                    // A bare flag means true; anything else is the (last) value given.
+                    string? value = s.Type == TrainSetting.Kind.Flag && parse.GetValue(option) is { Length: 0 } ? "true" : Last(parse, option, s.Flag);
+                    settings.Set(s, s.Type == TrainSetting.Kind.Flag ? ParseFlag(s.Flag, value!) : JsonValue.Create(value));
                 }
+                settings.ValidateTypes();
                 using var cts = CancellationTokenSource.CreateLinkedTokenSource(token);
                 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
@@ -61,4 +62,21 @@ public static class TrainCommand
         });
         return command;
     }
+
+    private static Option<string[]> Multi(string name, string help) =>
+        new(name) { Description = help, Arity = ArgumentArity.ZeroOrMore, AllowMultipleArgumentsPerToken = false };
+
+    private static string? Last(ParseResult parse, Option<string[]> option, string flag)
+    {
+        if (parse.GetResult(option) is null) return null;
+        var values = parse.GetValue(option);
+        return values is { Length: > 0 } ? values[^1] : throw new CliUsageException($"{flag}: expected a value");
+    }
+
+    private static JsonNode ParseFlag(string flag, string value) => value.ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" => JsonValue.Create(true),
+        "false" or "0" or "no" => JsonValue.Create(false),
+        _ => throw new CliUsageException($"{flag}: expected true or false, got '{value}'"),
+    };
 }

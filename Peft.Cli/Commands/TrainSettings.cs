@@ -91,6 +91,22 @@ internal sealed class TrainSettings
 
     public void Set(TrainSetting s, JsonNode? value) => _values[s.Key] = (value, s.Flag);
 
+    /// <summary>Reads every setting with its type, so a mistyped value fails before any file is touched.</summary>
+    public void ValidateTypes()
+    {
+        foreach (var s in All)
+        {
+            _ = s.Type switch
+            {
+                TrainSetting.Kind.Text => (object?)Text(s.Name),
+                TrainSetting.Kind.Int => Int(s.Name),
+                TrainSetting.Kind.Number => Number(s.Name),
+                TrainSetting.Kind.Flag => Flag(s.Name),
+                _ => List(s.Name),
+            };
+        }
+    }
+
     private TrainSetting Setting(string name) => All.First(s => s.Name == name);
 
     private (JsonNode? Value, string Source)? Raw(string name) =>

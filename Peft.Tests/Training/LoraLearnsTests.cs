@@ -26,8 +26,8 @@ public class LoraLearnsTests(ITestOutputHelper output)
         var events = new List<TrainingEvent>();
         var trainOptions = new TrainingOptions
         {
-            OutputDir = dir.Path, MaxSteps = 60, BatchSize = 8, LearningRate = 1e-2, WarmupSteps = 5,
-            Scheduler = SchedulerKind.Cosine, EvalEvery = 30, Seed = 3,
+            OutputDir = dir.Path, MaxSteps = 40, BatchSize = 8, LearningRate = 1e-2, WarmupSteps = 4,
+            Scheduler = SchedulerKind.Cosine, EvalEvery = 20, Seed = 3,
         };
         using var trainer = new Trainer(TrainableModel.ForAdapter(peft), trainOptions, train, valid, progress: new SyncProgress<TrainingEvent>(events.Add));
         double before = trainer.Evaluate(valid)["eval_loss"];

@@ -30,12 +30,13 @@ public enum DataFormat
 /// <param name="AttentionMask">Null = all ones.</param>
 public sealed record Example(long[] InputIds, long[] Labels, long[]? AttentionMask = null)
 {
-    /// <summary>Number of positions that contribute to the loss for <paramref name="task"/> (the causal shift drops the first label).</summary>
-    public long LossItems(TaskType task) => task switch
-    {
-        TaskType.CausalLM => Labels.Skip(1).Count(l => l != -100),
-        _ => Labels.Count(l => l != -100),
-    };
+    /// <summary>
+    /// Number of positions that contribute to the loss for <paramref name="task"/>: the causal shift drops the first
+    /// label, unless virtual tokens are prepended (the last one then predicts the first real token).
+    /// </summary>
+    public long LossItems(TaskType task, int virtualTokens = 0) => task == TaskType.CausalLM && virtualTokens == 0
+        ? Labels.Skip(1).Count(l => l != -100)
+        : Labels.Count(l => l != -100);
 
     public long Tokens => AttentionMask?.Count(m => m != 0) ?? InputIds.Length;
 }

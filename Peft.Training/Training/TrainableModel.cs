@@ -44,7 +44,10 @@ public sealed class TrainableModel
         : Model.UniqueNamedParameters().Where(p => p.Param.requires_grad).Select(p => new NamedParameter(p.Name, p.Param)).ToList();
 
     /// <summary>Training hooks of the tuner (AdaLoRA's regulariser and rank allocation), if it has any.</summary>
-    public ITrainingAwareTuner? Hooks => Peft?.Tuner as ITrainingAwareTuner;
+    public ITrainingAwareTuner? Hooks => HooksOverride ?? Peft?.Tuner as ITrainingAwareTuner;
+
+    /// <summary>Test seam: hooks to use instead of the tuner's.</summary>
+    internal ITrainingAwareTuner? HooksOverride { get; set; }
 
     /// <summary>Virtual tokens the tuner prepends (their label positions are ignored).</summary>
     public int VirtualTokens => (Peft?.Tuner as IVirtualTokenTuner)?.VirtualTokensPrepended ?? 0;

@@ -16,7 +16,7 @@ public sealed partial class Trainer
         var batches = Enumerable.Range(first, count)
             .Select(b => order.Skip(b * _o.BatchSize).Take(_o.BatchSize).Select(i => _train.Examples[i]).ToList())
             .ToList();
-        long items = batches.Sum(rows => rows.Sum(r => r.LossItems(_collator.Task)));
+        long items = batches.Sum(rows => rows.Sum(r => r.LossItems(_collator.Task, _model.VirtualTokens)));
         double loss = 0;
         var hooks = _model.Hooks;
         foreach (var rows in batches)
