@@ -52,7 +52,7 @@ internal static class TrainRunner
             throw new CliUsageException($"--method: unknown method '{method}' (expected {string.Join(", ", TrainMethods.Names)})");
         string? initAdapter = s.Text("init-adapter");
         bool bf16 = s.Flag("bf16");
-        var peftConfig = initAdapter is null ? TrainMethods.Create(method, s) : null;
+        var peftConfig = initAdapter is null ? ResumedAdapterConfig(resume) ?? TrainMethods.Create(method, s) : null;
         bool full = initAdapter is null && peftConfig is null;
         s.Check("bf16", !(bf16 && full), "needs an adapter method: full fine-tuning would train bfloat16 weights");
         var options = Options(s, outDir);
@@ -96,6 +96,15 @@ internal static class TrainRunner
             if (peft is not null) peft.Dispose();
             else model.Dispose();
         }
+    }
+
+    /// <summary>On resume, the adapter is rebuilt from the checkpoint's own config, so its shapes always match.</summary>
+    private static PeftConfig? ResumedAdapterConfig(string? resume)
+    {
+        if (resume is null || CheckpointStore.Resolve(resume) is not { } dir || !File.Exists(Path.Combine(dir, PeftModel.ConfigFileName))) return null;
+        var config = PeftConfigs.Load(dir);
+        config.InferenceMode = false;
+        return config;
     }
 
     private static string ResumeOutputDir(string resume)

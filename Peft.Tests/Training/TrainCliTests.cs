@@ -124,8 +124,9 @@ public class TrainCliTests(CliModelFixture fx) : IClassFixture<CliModelFixture>
     public void ResumeContinuesFromTheLastCheckpoint()
     {
         string outDir = fx.Scratch("resume-run");
-        var (code, _, stderr) = Run(Basic(outDir, "--max-steps", "2", "--save-every", "1", "--json-events"));
+        var (code, _, stderr) = Run(Basic(outDir, "--max-steps", "2", "--save-every", "1", "--json-events", "--r", "2"));
         Assert.True(code == 0, stderr);
+        // The adapter shape comes from the checkpoint: --r need not be repeated.
         (code, var stdout, stderr) = Run(Basic(outDir, "--max-steps", "4", "--json-events", "--resume", outDir, "--gradient-checkpointing"));
         Assert.True(code == 0, stderr);
         Assert.Equal([3, 4], Events(stdout).Where(e => e["type"]!.GetValue<string>() == "step").Select(e => e["step"]!.GetValue<int>()));

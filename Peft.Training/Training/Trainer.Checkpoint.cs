@@ -64,5 +64,6 @@ public sealed partial class Trainer
         finally { foreach (var t in rng.Values) t.Dispose(); }
         state.Files.Clear();
         _state = state;
+        _resumedFrom = dir;
     }
 }

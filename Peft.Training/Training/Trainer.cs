@@ -43,6 +43,7 @@ public sealed partial class Trainer : IDisposable
     private readonly Stopwatch _clock = new();
     private long _tokensThisRun;
     private int _stepsThisRun;
+    private string? _resumedFrom;
 
     public Trainer(TrainableModel model, TrainingOptions options, TrainingDataset train, TrainingDataset? eval = null,
         DataCollator? collator = null, IProgress<TrainingEvent>? progress = null)
@@ -112,7 +113,8 @@ public sealed partial class Trainer : IDisposable
         _clock.Restart();
         _tokensThisRun = 0;
         _stepsThisRun = 0;
-        Emit(TrainingEventKind.Started, message: $"{_model.Describe()}; {_train.Count} examples, {TotalSteps} steps");
+        string from = _resumedFrom is null ? "" : $"; resumed from {_resumedFrom} at step {_state.GlobalStep}";
+        Emit(TrainingEventKind.Started, message: $"{_model.Describe()}; {_train.Count} examples, {TotalSteps} steps{from}");
         string? lastCheckpoint = null;
         int savedAt = -1, evaluatedAt = -1;
         IReadOnlyDictionary<string, double>? metrics = null;
