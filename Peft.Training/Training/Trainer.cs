@@ -9,10 +9,11 @@ namespace Peft.Training.Training;
 public enum TrainingStopReason { Completed, EarlyStopped, Cancelled }
 
 /// <summary>Outcome of <see cref="Trainer.Train"/>.</summary>
+/// <param name="StepLosses">Loss of every optimizer step from step 1 (steps before a resume come from the checkpoint's history).</param>
+/// <param name="FinalMetrics">The last evaluation's metrics, if there was evaluation data.</param>
 public sealed record TrainingResult(
     TrainingStopReason Reason,
     int GlobalStep,
-    /// <summary>Loss of every optimizer step from step 1 (steps before a resume come from the checkpoint's history).</summary>
     IReadOnlyList<double> StepLosses,
     IReadOnlyDictionary<string, double>? FinalMetrics,
     string? LastCheckpoint,
