@@ -60,6 +60,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.CreateRow(ctx));
         root.Subcommands.Add(ImportCommand.Create(ctx));
+        root.Subcommands.Add(TrainCommand.Create());
         return root;
     }
 

@@ -53,6 +53,22 @@ public abstract class PretrainedModel : nn.Module
 
     public abstract ModelOutput Forward(ForwardArgs args);
 
+    /// <summary>
+    /// Recompute each decoder layer in backward instead of keeping its activations (transformers'
+    /// <c>gradient_checkpointing_enable()</c>). Only applies while grad is enabled and no KV cache is used.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>Runs one decoder layer, checkpointed when <see cref="GradientCheckpointing"/> is on (the shared hook of every family).</summary>
+    protected Tensor RunDecoderLayer(nn.Module layer, Tensor hidden, IReadOnlyList<Tensor> constants, GradientCheckpoint.Block run, bool usesCache)
+    {
+        if (!GradientCheckpointing || usesCache || !torch.is_grad_enabled()) return run(hidden, constants);
+        var trainable = layer.parameters().Where(p => p.requires_grad).ToList();
+        // Nothing inside or before the layer needs a gradient: a plain no-graph forward is all checkpointing would do.
+        if (trainable.Count == 0 && !hidden.requires_grad) return run(hidden, constants);
+        return GradientCheckpoint.Run(run, hidden, constants, trainable);
+    }
+
     /// <summary>Parameters by HF name, each tensor once (tied aliases dropped), in registration order.</summary>
     public IEnumerable<(string Name, Parameter Param)> UniqueNamedParameters()
     {

@@ -36,7 +36,7 @@ public sealed class BloomForCausalLM : PretrainedModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = transformer.Encode(args);
+        var encoded = transformer.Encode(args, RunDecoderLayer);
         return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
     }
 }

@@ -47,7 +47,7 @@ public sealed class BloomForSequenceClassification : BloomHeadModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = Transformer.Encode(args);
+        var encoded = Transformer.Encode(args, RunDecoderLayer);
         var pooled = TaskHeads.PoolLastNonPad(_score.forward(encoded.Hidden), args.InputsEmbeds is null ? args.InputIds : null, _padTokenId);
         return TaskHeads.Output(pooled, encoded);
     }
@@ -70,7 +70,7 @@ public sealed class BloomForTokenClassification : BloomHeadModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = Transformer.Encode(args);
+        var encoded = Transformer.Encode(args, RunDecoderLayer);
         var logits = _classifier.forward(nn.functional.dropout(encoded.Hidden, _dropout, training));
         return TaskHeads.Output(logits, encoded);
     }

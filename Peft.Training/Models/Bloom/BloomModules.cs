@@ -102,7 +102,7 @@ internal sealed class BloomBackbone : nn.Module
     }
 
     /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
-    public BackboneOutput Encode(ForwardArgs args)
+    public BackboneOutput Encode(ForwardArgs args, LayerRunner? runLayer = null)
     {
         var embeds = args.InputsEmbeds ?? word_embeddings.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
         long b = embeds.shape[0], s = embeds.shape[1];
@@ -114,12 +114,12 @@ internal sealed class BloomBackbone : nn.Module
         var slopes = torch.tensor(_slopes, ScalarType.Float32, embeds.device).view(1, -1, 1, 1);
         var alibi = (slopes * keyPos.view(b, 1, 1, -1)).to(hidden.dtype);
         var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
-        var ctx = new BloomContext(additive, alibi, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var block in h)
         {
             states?.Add(hidden.alias());
-            hidden = block.forward(hidden, ctx);
+            GradientCheckpoint.Block run = (x, c) => block.forward(x, new BloomContext(c[0], c[1], args.Cache));
+            hidden = runLayer is null ? run(hidden, [additive, alibi]) : runLayer(block, hidden, [additive, alibi], run, args.Cache is not null);
         }
         hidden = ln_f.forward(hidden);
         states?.Add(hidden.alias());

@@ -53,7 +53,7 @@ public sealed class Gpt2ForSequenceClassification : Gpt2HeadModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = Transformer.Encode(args);
+        var encoded = Transformer.Encode(args, RunDecoderLayer);
         var pooled = TaskHeads.PoolLastNonPad(_score.forward(encoded.Hidden), args.InputsEmbeds is null ? args.InputIds : null, _padTokenId);
         return TaskHeads.Output(pooled, encoded);
     }
@@ -76,7 +76,7 @@ public sealed class Gpt2ForTokenClassification : Gpt2HeadModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = Transformer.Encode(args);
+        var encoded = Transformer.Encode(args, RunDecoderLayer);
         var logits = _classifier.forward(nn.functional.dropout(encoded.Hidden, _dropout, training));
         return TaskHeads.Output(logits, encoded);
     }

@@ -43,7 +43,7 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = transformer.Encode(args);
+        var encoded = transformer.Encode(args, RunDecoderLayer);
         return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
     }
 }

@@ -100,7 +100,7 @@ internal sealed class Gpt2Backbone : nn.Module
     }
 
     /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
-    public BackboneOutput Encode(ForwardArgs args)
+    public BackboneOutput Encode(ForwardArgs args, LayerRunner? runLayer = null)
     {
         var embeds = args.InputsEmbeds ?? wte.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
         long b = embeds.shape[0], s = embeds.shape[1];
@@ -109,12 +109,12 @@ internal sealed class Gpt2Backbone : nn.Module
         var hidden = embeds + wpe.forward(positions);
         if (args.TokenTypeIds is not null) hidden = hidden + wte.forward(args.TokenTypeIds);
         var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device);
-        var ctx = new Gpt2Context(mask, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var block in h)
         {
             states?.Add(hidden.alias());
-            hidden = block.forward(hidden, ctx);
+            GradientCheckpoint.Block run = (x, c) => block.forward(x, new Gpt2Context(c[0], args.Cache));
+            hidden = runLayer is null ? run(hidden, [mask]) : runLayer(block, hidden, [mask], run, args.Cache is not null);
         }
         hidden = ln_f.forward(hidden);
         states?.Add(hidden.alias());

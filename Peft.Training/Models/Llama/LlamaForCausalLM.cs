@@ -38,7 +38,7 @@ public sealed class LlamaForCausalLM : PretrainedModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = model.Encode(args);
+        var encoded = model.Encode(args, RunDecoderLayer);
         return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
     }
 }

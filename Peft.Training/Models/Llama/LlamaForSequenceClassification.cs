@@ -41,7 +41,7 @@ public sealed class LlamaForSequenceClassification : PretrainedModel
     public override ModelOutput Forward(ForwardArgs args)
     {
         using var scope = torch.NewDisposeScope();
-        var encoded = model.Encode(args);
+        var encoded = model.Encode(args, RunDecoderLayer);
         var pooled = TaskHeads.PoolLastNonPad(score.forward(encoded.Hidden), args.InputsEmbeds is null ? args.InputIds : null, _padTokenId);
         return TaskHeads.Output(pooled, encoded);
     }

@@ -109,7 +109,7 @@ internal sealed class LlamaBackbone : nn.Module
     }
 
     /// <summary>Final-norm hidden state; tensors land in the caller's dispose scope.</summary>
-    public BackboneOutput Encode(ForwardArgs args)
+    public BackboneOutput Encode(ForwardArgs args, LayerRunner? runLayer = null)
     {
         var hidden = args.InputsEmbeds ?? embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
         long b = hidden.shape[0], s = hidden.shape[1];
@@ -117,12 +117,12 @@ internal sealed class LlamaBackbone : nn.Module
         var positions = args.PositionIds ?? torch.arange(past, past + s, device: hidden.device).unsqueeze(0).expand(b, s);
         var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device, _slidingWindow);
         var (cos, sin) = _rotary.CosSin(positions, hidden.dtype);
-        var ctx = new DecoderContext(mask, cos, sin, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var layer in layers)
         {
             states?.Add(hidden.alias());
-            hidden = layer.forward(hidden, ctx);
+            GradientCheckpoint.Block run = (h, c) => layer.forward(h, new DecoderContext(c[0], c[1], c[2], args.Cache));
+            hidden = runLayer is null ? run(hidden, [mask, cos, sin]) : runLayer(layer, hidden, [mask, cos, sin], run, args.Cache is not null);
         }
         hidden = norm.forward(hidden);
         states?.Add(hidden.alias());

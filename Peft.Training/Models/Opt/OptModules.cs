@@ -107,7 +107,7 @@ internal sealed class OptModel : nn.Module
     }
 
     /// <summary>Decoder output (after project_out: word_embed_proj_dim wide); tensors land in the caller's scope.</summary>
-    public BackboneOutput Encode(ForwardArgs args)
+    public BackboneOutput Encode(ForwardArgs args, LayerRunner? runLayer = null)
     {
         var d = decoder;
         var embeds = args.InputsEmbeds ?? d.embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
@@ -120,12 +120,12 @@ internal sealed class OptModel : nn.Module
         if (d.project_in is not null) embeds = d.project_in.forward(embeds);
         var hidden = embeds + d.embed_positions.forward(positions + 2);
         var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
-        var ctx = new OptContext(additive, args.Cache);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var layer in d.layers)
         {
             states?.Add(hidden.alias());
-            hidden = layer.forward(hidden, ctx);
+            GradientCheckpoint.Block run = (x, c) => layer.forward(x, new OptContext(c[0], args.Cache));
+            hidden = runLayer is null ? run(hidden, [additive]) : runLayer(layer, hidden, [additive], run, args.Cache is not null);
         }
         if (d.final_layer_norm is not null) hidden = d.final_layer_norm.forward(hidden);
         if (d.project_out is not null) hidden = d.project_out.forward(hidden);

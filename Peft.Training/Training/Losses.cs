@@ -1,0 +1,68 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Training;
+
+/// <summary>
+/// A loss as (sum over counted items, number of items), so that gradient accumulation can divide by the item count
+/// of the whole accumulation window: accumulating k batches of b equals one batch of k·b exactly.
+/// </summary>
+public readonly record struct LossSum(Tensor Sum, long Count)
+{
+    /// <summary>Mean over counted items (0 when nothing was counted, instead of NaN).</summary>
+    public Tensor Mean() => Count > 0 ? Sum / Count : Sum * 0;
+}
+
+/// <summary>Task losses with transformers' conventions: labels of -100 are ignored.</summary>
+public static class Losses
+{
+    public const long IgnoreIndex = -100;
+
+    /// <summary>
+    /// Causal LM: logits[:, :-1] predict labels[:, 1:] (transformers' shift). <paramref name="virtualTokens"/>
+    /// positions prepended by prompt tuning / P-tuning get label -100 first.
+    /// </summary>
+    public static LossSum CausalLm(Tensor logits, Tensor labels, int virtualTokens = 0)
+    {
+        using var scope = torch.NewDisposeScope();
+        labels = PrependIgnored(labels, virtualTokens);
+        long s = logits.shape[1];
+        if (labels.shape[1] != s)
+            throw new ArgumentException($"logits have {s} positions but labels have {labels.shape[1]}");
+        var shiftLogits = logits.narrow(1, 0, s - 1);
+        var shiftLabels = labels.narrow(1, 1, s - 1);
+        return Finish(TokenSum(shiftLogits, shiftLabels), shiftLabels);
+    }
+
+    /// <summary>Per-token loss without shift (token classification, encoder-decoder LM with decoder labels).</summary>
+    public static LossSum PerToken(Tensor logits, Tensor labels, int virtualTokens = 0)
+    {
+        using var scope = torch.NewDisposeScope();
+        labels = PrependIgnored(labels, virtualTokens);
+        return Finish(TokenSum(logits, labels), labels);
+    }
+
+    /// <summary>Sequence classification: logits [batch, classes], labels [batch].</summary>
+    public static LossSum SequenceClassification(Tensor logits, Tensor labels)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sum = nn.functional.cross_entropy(logits.to(ScalarType.Float32), labels, ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum);
+        return Finish(sum, labels);
+    }
+
+    private static Tensor TokenSum(Tensor logits, Tensor labels)
+    {
+        long v = logits.shape[^1];
+        return nn.functional.cross_entropy(logits.to(ScalarType.Float32).reshape(-1, v), labels.reshape(-1),
+            ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum);
+    }
+
+    private static LossSum Finish(Tensor sum, Tensor labels)
+    {
+        using var counted = labels.ne(IgnoreIndex).sum();
+        return new LossSum(sum.MoveToOuterDisposeScope(), counted.item<long>());
+    }
+
+    private static Tensor PrependIgnored(Tensor labels, int n) =>
+        n <= 0 ? labels : torch.cat([torch.full(labels.shape[0], n, IgnoreIndex, ScalarType.Int64, labels.device), labels], 1);
+}
