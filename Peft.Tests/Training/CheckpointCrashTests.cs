@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Training.Data;
 using Peft.Training.Models;
 using Peft.Training.Training;
@@ -32,7 +33,7 @@ public class CheckpointCrashTests
     public void ResumePicksTheLastCompleteCheckpointAfterACrash()
     {
         using var scope = torch.NewDisposeScope();
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         var data = Data();
         using (var model = TinyModels.Llama())
         using (var trainer = new Trainer(TrainableModel.ForFullFineTune(model), Options(dir.Path, 4), data))
@@ -78,7 +79,7 @@ public class CheckpointCrashTests
     [Fact]
     public void AFailedCheckpointWriteLeavesNothingBehind()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         Assert.Throws<IOException>(() => CheckpointStore.Write(dir.Path, 3, new TrainerState(), d =>
         {
             File.WriteAllText(Path.Combine(d, "adapter_model.safetensors"), "partial");

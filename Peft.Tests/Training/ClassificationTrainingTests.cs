@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Training.Data;
 using Peft.Training.Models;
 using Peft.Training.Nn;
@@ -46,7 +47,7 @@ public class ClassificationTrainingTests
     public void ClassifierLearnsAndReportsAccuracyAndF1()
     {
         using var scope = torch.NewDisposeScope();
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         var lines = new List<string>();
         string[] good = ["good", "great", "fine", "nice"], bad = ["bad", "awful", "poor", "sad"];

@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Tests.Tokenization;
 using Peft.Training.Data;
 using Peft.Training.Models;
@@ -7,7 +8,7 @@ namespace Peft.Tests.Training;
 /// <summary>Data files → tokenized examples: every format, completion-only masking, packing, splits and bad rows.</summary>
 public class DatasetBuilderTests
 {
-    private static string Write(TempFolder dir, string name, string content)
+    private static string Write(TempDir dir, string name, string content)
     {
         string p = dir.File(name);
         File.WriteAllText(p, content.Replace("\r\n", "\n"));
@@ -23,7 +24,7 @@ public class DatasetBuilderTests
     [Fact]
     public void InstructionRowsTrainOnTheResponseOnly()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "d.jsonl", """
             {"instruction": "Say hi", "output": "hi"}
@@ -45,7 +46,7 @@ public class DatasetBuilderTests
     [Fact]
     public void ChatRowsUseTheTokenizersTemplateFamily()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TokenizerFixtures.Load("llama3-tiny");
         string file = Write(dir, "chat.jsonl", """
             {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]}
@@ -60,7 +61,7 @@ public class DatasetBuilderTests
     [Fact]
     public void ChatWithoutATemplateUsesChatML()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "chat.json", """[{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}]""");
         var e = DatasetBuilder.Load(file, tok).Examples[0];
@@ -82,7 +83,7 @@ public class DatasetBuilderTests
     [Fact]
     public void CsvClassificationMapsStringLabelsAndHandlesQuotes()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "cls.csv", "text,label\n\"good, really\ngood\",pos\nbad,neg\n\"say \"\"meh\"\"\",neg\n");
         var ds = DatasetBuilder.Load(file, tok, new DatasetOptions { Task = TaskType.SequenceClassification });
@@ -95,7 +96,7 @@ public class DatasetBuilderTests
     [Fact]
     public void BadRowsNameTheFileAndLineOrAreSkippedAndCounted()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "d.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"broken\"\n{\"text\": 5}\n{\"txt\": \"x\"}\n");
         var e = Assert.Throws<DataFormatException>(() => DatasetBuilder.Load(file, tok));
@@ -116,7 +117,7 @@ public class DatasetBuilderTests
     [Fact]
     public void PlainTextIsPackedIntoBlocks()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "t.txt", "abcdefghij\nklm\n\nnopqrstuvwxyz\n");
         var ds = DatasetBuilder.Load(file, tok, new DatasetOptions { BlockSize = 8 });
@@ -130,7 +131,7 @@ public class DatasetBuilderTests
     [Fact]
     public void TokenizedRowsAndSeq2SeqRows()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TinyModels.Tokenizer();
         string file = Write(dir, "tok.jsonl", """
             {"input_ids": [5, 6, 7, 8], "attention_mask": [1, 1, 1, 0]}
@@ -152,7 +153,7 @@ public class DatasetBuilderTests
     [Fact]
     public void TokenClassificationLabelsTheFirstTokenOfEachWord()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var tok = TokenizerFixtures.Load("gpt2-tiny");
         string file = Write(dir, "ner.jsonl", """{"tokens": ["John", "lives", "in", "Newcastle"], "ner_tags": ["B-PER", "O", "O", "B-LOC"]}""");
         var ds = DatasetBuilder.Load(file, tok, new DatasetOptions { Task = TaskType.TokenClassification });

@@ -89,7 +89,7 @@ public class GoldenTrainingTests
         int len = (int)expected["input_ids"].shape[1];
         var rows = Enumerable.Range(0, 2).Select(i => new Example(ids[(i * len)..((i + 1) * len)], labels[(i * len)..((i + 1) * len)], mask[(i * len)..((i + 1) * len)])).ToList();
         var data = new TrainingDataset(rows, new DatasetStats());
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         var snapshots = new Dictionary<int, Dictionary<string, Tensor>>();
         var model = TrainableModel.ForAdapter(peft);
         var options = new TrainingOptions

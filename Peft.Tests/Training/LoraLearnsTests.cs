@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using System.Diagnostics;
 using Peft.Training.Data;
 using Peft.Training.Training;
@@ -22,7 +23,7 @@ public class LoraLearnsTests(ITestOutputHelper output)
         var model = TinyModels.Llama();
         var config = new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = StringOrList.Of(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]) };
         using var peft = PeftModel.Create(model, config, seed: 1);
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         var events = new List<TrainingEvent>();
         var trainOptions = new TrainingOptions
         {

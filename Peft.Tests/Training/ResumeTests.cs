@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Training.Data;
 using Peft.Training.Training;
 using Peft.Training.Tuners;
@@ -39,7 +40,7 @@ public class ResumeTests
         using var scope = torch.NewDisposeScope();
         var data = Data();
 
-        using var dirA = new TempFolder();
+        using var dirA = new TempDir();
         using var peftA = NewLora();
         var modelA = TrainableModel.ForAdapter(peftA);
         TrainingResult full;
@@ -47,7 +48,7 @@ public class ResumeTests
             full = trainer.Train();
         var weightsA = Weights(modelA);
 
-        using var dirB = new TempFolder();
+        using var dirB = new TempDir();
         using var cts = new CancellationTokenSource();
         var events = new List<TrainingEvent>();
         TrainingResult stopped;

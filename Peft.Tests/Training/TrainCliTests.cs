@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Peft.Cli.Commands;
@@ -8,7 +9,7 @@ namespace Peft.Tests.Training;
 /// <summary>A tiny model folder (config, weights, byte-level tokenizer) and training text shared by the CLI tests.</summary>
 public sealed class CliModelFixture : IDisposable
 {
-    private readonly TempFolder _dir = new();
+    private readonly TempDir _dir = new();
 
     public CliModelFixture()
     {

@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using Peft.Training.Data;
 using Peft.Training.Models;
 using Peft.Training.Training;
@@ -28,7 +29,7 @@ public class TrainerTests
         var ragged = new TrainingDataset(data.Examples.Select((e, i) => e with { Labels = e.Labels.Select((l, j) => j < 2 * i ? -100L : l).ToArray() }).ToList(), data.Stats);
         IReadOnlyList<double> Run(int batch, int accum, out Dictionary<string, Tensor> weights)
         {
-            using var dir = new TempFolder();
+            using var dir = new TempDir();
             using var peft = NewLora();
             var model = TrainableModel.ForAdapter(peft);
             var o = new TrainingOptions { OutputDir = dir.Path, MaxSteps = 2, BatchSize = batch, GradientAccumulationSteps = accum, LearningRate = 1e-2, Shuffle = false, MaxGradNorm = 0 };
@@ -57,7 +58,7 @@ public class TrainerTests
     public void StepEventsCarryLossLrGradNormAndTiming()
     {
         using var scope = torch.NewDisposeScope();
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var peft = NewLora();
         var events = new List<TrainingEvent>();
         var o = new TrainingOptions { OutputDir = dir.Path, MaxSteps = 4, BatchSize = 4, LearningRate = 1e-3, WarmupSteps = 2, EvalEvery = 2, SaveEvery = 3 };
@@ -82,7 +83,7 @@ public class TrainerTests
     [Fact]
     public void LoraPlusTrainsBAtAHigherRate()
     {
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var peft = NewLora();
         var o = new TrainingOptions { OutputDir = dir.Path, LearningRate = 1e-4, LoraPlusLrRatio = 16, WeightDecay = 0.1 };
         using var trainer = new Trainer(TrainableModel.ForAdapter(peft), o, Data(4));
@@ -106,7 +107,7 @@ public class TrainerTests
     public void TunerHooksAddTheirLossAndSeeGradientsAfterEachStep()
     {
         using var scope = torch.NewDisposeScope();
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var peft = NewLora();
         var model = TrainableModel.ForAdapter(peft);
         var hooks = new FakeHooks(model);
@@ -130,7 +131,7 @@ public class TrainerTests
     public void EarlyStoppingStopsWhenEvalLossStopsImproving()
     {
         using var scope = torch.NewDisposeScope();
-        using var dir = new TempFolder();
+        using var dir = new TempDir();
         using var peft = NewLora();
         var events = new List<TrainingEvent>();
         // A learning rate of zero: the eval loss never improves after the first evaluation.
