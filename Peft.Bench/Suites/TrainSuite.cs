@@ -1,7 +1,9 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Peft.Training.Data;
 using Peft.Training.Models;
+using Peft.Training.Training;
 using Peft.Training.Tuners;
+using Peft.Training.Tuners.AdaLora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,7 +42,7 @@ public static class TrainSuite
         return table;
     }
 
-    /// <summary>Child-process side: one row.</summary>
+    /// <summary>Child-process side: one row, run through the project's <see cref="Trainer"/> (what users get).</summary>
     public static JsonObject RunRow(JsonObject spec)
     {
         string cfgName = spec["config"]!.GetValue<string>();
@@ -48,39 +50,40 @@ public static class TrainSuite
         bool gc = spec["gc"]!.GetValue<bool>();
         int batch = spec["batch"]!.GetValue<int>(), seq = spec["seq"]!.GetValue<int>();
         int warmup = spec["warmup"]!.GetValue<int>(), steps = spec["steps"]!.GetValue<int>();
-        var config = BenchConfigs.Resolve(cfgName);
-        var model = AutoModel.FromConfig(config);
+        var model = AutoModel.FromConfig(BenchConfigs.Resolve(cfgName));
         model.InitWeights(0);
-        if (gc && !EnableGradientCheckpointing(model)) return new JsonObject { ["error"] = "gradient checkpointing is not available" };
-        PeftModel? peft = null;
         var peftConfig = BenchMethods.Create(method);
-        if (peftConfig is not null) peft = PeftModel.Create(model, peftConfig, seed: 0);
-        model.train();
-        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
-        long nTrainable = trainable.Sum(p => p.numel());
+        if (peftConfig is AdaLoraConfig ada) ada.TotalStep = 10 * (warmup + steps);
+        using var peft = peftConfig is null ? null : PeftModel.Create(model, peftConfig, seed: 0);
+        var trainable = peft is null ? TrainableModel.ForFullFineTune(model) : TrainableModel.ForAdapter(peft);
+        long nTrainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         long nAll = model.UniqueNamedParameters().Sum(p => p.Param.numel());
-        var optimizer = torch.optim.AdamW(trainable, lr: 1e-4);
-        var gen = new Generator(0);
-        var ids = torch.randint(0, model.VocabSize, [batch, seq], generator: gen);
-        var times = new List<double>();
-        for (int step = 0; step < warmup + steps; step++)
+        // Random token ids, every position a label: the causal-LM loss of the peer baseline.
+        var rng = new Random(0);
+        var rows = Enumerable.Range(0, batch).Select(_ =>
         {
-            var sw = Stopwatch.StartNew();
-            using (var scope = torch.NewDisposeScope())
-            {
-                var args = new ForwardArgs { InputIds = ids };
-                using var output = peft is null ? model.Forward(args) : peft.Forward(args);
-                var logits = output.Logits.narrow(1, 0, seq - 1);
-                var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[2]), ids.narrow(1, 1, seq - 1).reshape(-1));
-                if (peft?.Tuner is ITrainingAwareTuner aware && aware.ExtraLoss() is { } extra) loss = loss + extra;
-                loss.backward();
-                optimizer.step();
-                if (peft?.Tuner is ITrainingAwareTuner hook) hook.OnOptimizerStep(step);
-                optimizer.zero_grad();
-            }
-            if (step >= warmup) times.Add(sw.Elapsed.TotalSeconds);
+            var ids = Enumerable.Range(0, seq).Select(_ => (long)rng.Next(model.VocabSize)).ToArray();
+            return new Example(ids, ids);
+        }).ToList();
+        string outDir = Path.Combine(Path.GetTempPath(), "peft-bench-train-" + Guid.NewGuid().ToString("N"));
+        var stepEnds = new List<double>();
+        var options = new TrainingOptions
+        {
+            OutputDir = outDir, MaxSteps = warmup + steps, BatchSize = batch, LearningRate = 1e-4, Shuffle = false,
+            Scheduler = SchedulerKind.Constant, GradientCheckpointing = gc,
+        };
+        try
+        {
+            using var trainer = new Trainer(trainable, options, new TrainingDataset(rows, new DatasetStats()),
+                progress: new InlineProgress(e => { if (e.Kind == TrainingEventKind.Step) stepEnds.Add(e.Elapsed.TotalSeconds); }));
+            trainer.Train();
         }
-        double stepS = Stats.Median(times);
+        finally
+        {
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
+        }
+        var durations = stepEnds.Zip(stepEnds.Skip(1), (a, b) => b - a).Skip(Math.Max(0, warmup - 1)).ToList();
+        double stepS = Stats.Median(durations);
         long nNoEmbed = nAll - (long)model.VocabSize * model.HiddenSize - (peft is null ? 0 : nTrainable);
         double flops = peft is null ? 6.0 * nNoEmbed : 4.0 * nNoEmbed + 4.0 * model.NumLayers * seq * model.HiddenSize;
         var result = new JsonObject
@@ -91,17 +94,13 @@ public static class TrainSuite
             ["step ms"] = Math.Round(stepS * 1000, 1), ["peak RSS MB"] = Math.Round(ProcessMemory.PeakRssMb(), 0),
             ["model_flops_per_token"] = flops,
         };
-        peft?.Dispose();
         if (peft is null) model.Dispose();
         return result;
     }
 
-    /// <summary>Turns on per-layer gradient checkpointing if this build of the engine has it.</summary>
-    private static bool EnableGradientCheckpointing(PretrainedModel model)
+    /// <summary>Synchronous IProgress (Progress&lt;T&gt; would post to the thread pool and race the timing).</summary>
+    private sealed class InlineProgress(Action<TrainingEvent> onEvent) : IProgress<TrainingEvent>
     {
-        var prop = model.GetType().GetProperty("GradientCheckpointing");
-        if (prop is null || !prop.CanWrite) return false;
-        prop.SetValue(model, true);
-        return true;
+        public void Report(TrainingEvent value) => onEvent(value);
     }
 }
