@@ -59,6 +59,8 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.Create(ctx));
         root.Subcommands.Add(BenchCommand.CreateRow(ctx));
+        root.Subcommands.Add(DataCommand.Create(ctx));
+        root.Subcommands.Add(TokenizerCommand.Create(ctx));
         return root;
     }
 
