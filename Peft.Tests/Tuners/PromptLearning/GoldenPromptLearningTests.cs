@@ -22,6 +22,14 @@ public class GoldenPromptLearningTests
         { "gpt2_p_tuning", "gpt2_base" },
         { "opt_prefix_tuning", "opt_base" },
         { "bloom_prefix_tuning", "bloom_base" },
+        { "t5_prefix_tuning", "t5_base" },
+        { "t5_prefix_tuning_proj", "t5_base" },
+        { "t5_prompt_tuning", "t5_base" },
+        { "t5_p_tuning", "t5_base" },
+        { "bert_prefix_tuning", "bert_base" },
+        { "bert_prefix_tuning_proj", "bert_base" },
+        { "bert_prompt_tuning", "bert_base" },
+        { "bert_p_tuning", "bert_base" },
     };
 
     private static PretrainedModel Base(string name)
@@ -31,7 +39,7 @@ public class GoldenPromptLearningTests
         return m;
     }
 
-    private static ForwardArgs Batch(Dictionary<string, Tensor> e) => new() { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+    private static ForwardArgs Batch(Dictionary<string, Tensor> e) => GoldenAdapterChecks.Args(e);
 
     private static Tensor Run(PeftModel peft, ForwardArgs args)
     {

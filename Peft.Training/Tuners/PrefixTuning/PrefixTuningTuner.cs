@@ -24,8 +24,6 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
 
     protected override void CheckModel(PromptLearningConfig config)
     {
-        if (Base.IsEncoderDecoder)
-            throw new NotSupportedException("prefix tuning of encoder-decoder models is not implemented yet");
         // GPT-BigCode lays out PEFT's prefix differently again; refuse rather than guess.
         if (Base.ModelType is "gpt_bigcode")
             throw new NotSupportedException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
@@ -54,13 +52,27 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
         int nvt = config.NumVirtualTokens!.Value;
         var (batch, length) = Shape(args);
         using var scope = torch.NewDisposeScope();
-        KvCache? own = args.Cache is null ? new KvCache(Base.NumLayers) : null;
+        KvCache? own = args.Cache is null ? new KvCache(Base.NumDecoderLayers) : null;
         var cache = args.Cache ?? own!;
         try
         {
             if (cache.IsEmpty) InjectPrefix(cache, batch, config);
             else if (cache.Length < nvt)
                 throw new ArgumentException($"the key/value cache holds {cache.Length} positions, fewer than the {nvt} prefix tokens; start generation with an empty cache");
+            if (Base.IsEncoderDecoder)
+            {
+                // Only the decoder's self-attention sees the prefix (PEFT resets the cross-attention cache): the
+                // encoder mask stays as given, a decoder mask (if any) covers the prefix too.
+                long decoderLength = args.DecoderInputIds?.shape[1] ?? 0;
+                var decoderMask = WithVirtualMask(args.DecoderAttentionMask, cache.Length + decoderLength, nvt);
+                var seq2seq = BaseArgs(args, args.InputIds, args.InputsEmbeds, args.AttentionMask, cache, args.TokenTypeIds);
+                return MoveOut(Base.Forward(new ForwardArgs
+                {
+                    InputIds = seq2seq.InputIds, InputsEmbeds = seq2seq.InputsEmbeds, AttentionMask = seq2seq.AttentionMask,
+                    Cache = cache, OutputHiddenStates = seq2seq.OutputHiddenStates, DecoderInputIds = args.DecoderInputIds,
+                    DecoderAttentionMask = decoderMask, EncoderHiddenStates = args.EncoderHiddenStates,
+                }));
+            }
             var mask = WithVirtualMask(args.AttentionMask, cache.Length + length, nvt);
             var output = Base.Forward(BaseArgs(args, args.InputIds, args.InputsEmbeds, mask, cache, args.TokenTypeIds));
             return MoveOut(output);
@@ -78,10 +90,17 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
         // PEFT casts the prefix to the base model's dtype; gradients still reach the (float32) encoder.
         var blocks = ActiveEncoder.Output().to(Base.DType).view(t, 2 * layers, heads, headDim);
         bool bloom = Base.ModelType == "bloom";
-        for (int i = 0; i < layers; i++)
+        for (int i = 0; i < Base.NumDecoderLayers; i++)
         {
             Tensor key, value;
-            if (bloom)
+            if (Base.IsEncoderDecoder)
+            {
+                // PEFT 0.10 doubles the 2L blocks to 4L and splits by 4 (self k, self v, cross k, cross v) per decoder
+                // layer, so layer i's self-attention reads blocks 4i and 4i+1 modulo 2L.
+                key = blocks.select(1, 4 * i % (2 * layers)).permute(1, 0, 2);
+                value = blocks.select(1, (4 * i + 1) % (2 * layers)).permute(1, 0, 2);
+            }
+            else if (bloom)
             {
                 // PEFT 0.10 + transformers 4.40 BLOOM: blocks 0..L-1 are keys, L..2L-1 values, and a key block's
                 // [T, H, hd] memory is read as [H, hd, T] (a reshape, not a transpose) — reproduce that exactly.
