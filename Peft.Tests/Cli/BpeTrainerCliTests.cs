@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using System.Text.Json;
 using Peft.Training.Tokenization;
 

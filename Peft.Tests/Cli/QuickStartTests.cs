@@ -24,11 +24,11 @@ public class QuickStartTests
         string root = RepoRoot();
         string readme = File.ReadAllText(Path.Combine(root, "README.md"));
         string command = readme.Split("```bash")[1].Split('\n', StringSplitOptions.RemoveEmptyEntries)[0].Trim();
-        Assert.StartsWith("dotnet run --project Peft.Cli -- generate samples/tiny-llama --adapter samples/tiny-llama-lora --input samples/prompts.safetensors", command);
+        Assert.StartsWith("dotnet run --project Peft.Cli -- generate samples/tiny-llama --adapter samples/tiny-llama-lora --input samples/prompts.safetensors --max-new-tokens 8", command);
         using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
         var r = CliHarness.Run("generate", Path.Combine(root, "samples/tiny-llama"), "--adapter", Path.Combine(root, "samples/tiny-llama-lora"),
-            "--input", Path.Combine(root, "samples/prompts.safetensors"), "--out", tmp["seq.safetensors"]);
+            "--input", Path.Combine(root, "samples/prompts.safetensors"), "--max-new-tokens", "8", "--out", tmp["seq.safetensors"]);
         r.AssertOk();
         var expected = GenerationFixtures.Expected("llama")["lora.b2.sequences"];
         Assert.Equal(GenerationFixtures.ToArray2D(expected), GenerationFixtures.ToArray2D(Safetensors.Load(tmp["seq.safetensors"])["sequences"]));

@@ -1,3 +1,4 @@
+using Peft.Tests.Support;
 using System.Security.Cryptography;
 using Peft.Tests.Data;
 using Peft.Training.Data.Corpora;
