@@ -4,8 +4,9 @@
 # post-1945 addresses stay out: they are the fine-tuning targets. Rerun: bash tools/pretrain-demo.sh [MAX_STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-600}
+steps=${1:-800}
 work=${WORK:-$(mktemp -d /tmp/peft-demo-XXXX)}
+mkdir -p "$work"
 dotnet build -c Release Peft.Cli -v q >/dev/null
 peft() { dotnet Peft.Cli/bin/Release/net10.0/peft.dll "$@"; }
 
@@ -15,7 +16,7 @@ grep -h '"split":"validation"' data/austen.jsonl data/sotu_pre1900.jsonl > "$wor
 peft model init --config tools/peft-demo.config.json --tokenizer models/peft-demo --seed 0 --out "$work/init" --force
 peft train --model "$work/init" --method full --data "$work/train.jsonl" --eval-data "$work/validation.jsonl" \
   --format text --block-size 256 --batch-size 16 --max-steps "$steps" --lr 1e-3 --scheduler cosine --warmup 0.05 \
-  --weight-decay 0.1 --max-grad-norm 1 --eval-every 100 --save-every 100 --seed 0 --out "$work/run" --json-events \
+  --weight-decay 0.1 --max-grad-norm 1 --eval-every 200 --save-every 200 --seed 0 --out "$work/run" --json-events \
   | tee "$work/train-events.jsonl"
 # The trainer's final output folder holds config.json + model.safetensors (float32); ship bf16 with the tokenizer.
 cp models/peft-demo/tokenizer.json models/peft-demo/tokenizer_config.json models/peft-demo/special_tokens_map.json "$work/run/"
