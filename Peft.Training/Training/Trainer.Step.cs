@@ -55,11 +55,19 @@ public sealed partial class Trainer
     /// <summary>Global L2 norm of the gradients (before clipping); scales them to <c>MaxGradNorm</c> when above it.</summary>
     private double ClipGradients()
     {
-        using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var grads = _params.Select(p => p.Parameter.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
-        double total = Math.Sqrt(grads.Sum(g => g.to(ScalarType.Float64).pow(2).sum().item<double>()));
+        // Norm of per-tensor norms, like torch's clip_grad_norm_: no gradient-sized temporaries survive the loop
+        // (a float64 copy of every gradient used to double full fine-tuning's peak memory).
+        double sumSquares = 0;
+        foreach (var g in grads)
+        {
+            using var n = g.norm();
+            double v = n.ToDouble();
+            sumSquares += v * v;
+        }
+        double total = Math.Sqrt(sumSquares);
         if (_o.MaxGradNorm > 0)
         {
             double coef = _o.MaxGradNorm / (total + 1e-6);
