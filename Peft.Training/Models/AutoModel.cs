@@ -61,8 +61,7 @@ public static class AutoModel
 
     private static PretrainedModel Gpt2(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
     {
-        TaskType.SequenceClassification => new Gpt2ForSequenceClassification(c, d, s),
-        TaskType.TokenClassification => new Gpt2ForTokenClassification(c, d, s),
+        TaskType.SequenceClassification or TaskType.TokenClassification => new Gpt2HeadModel(c, t, d, s),
         _ => new Gpt2LMHeadModel(c, d, s),
     };
 
@@ -74,8 +73,7 @@ public static class AutoModel
 
     private static PretrainedModel Bloom(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
     {
-        TaskType.SequenceClassification => new BloomForSequenceClassification(c, d, s),
-        TaskType.TokenClassification => new BloomForTokenClassification(c, d, s),
+        TaskType.SequenceClassification or TaskType.TokenClassification => new BloomHeadModel(c, t, d, s),
         _ => new BloomForCausalLM(c, d, s),
     };
 

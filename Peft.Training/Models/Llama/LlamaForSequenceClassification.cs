@@ -5,44 +5,31 @@ using static TorchSharp.torch;
 namespace Peft.Training.Models.Llama;
 
 /// <summary>
-/// transformers' <c>LlamaForSequenceClassification</c> (also Mistral and Qwen2): <c>model.*</c> and <c>score</c> (no
-/// bias) read at the last non-pad token (<see cref="TaskHeads.PoolLastNonPad"/>); logits [batch, labels]. A causal-LM
-/// checkpoint loads into it with a freshly initialised <c>score</c>.
+/// transformers' <c>LlamaForSequenceClassification</c> (also Mistral and Qwen2): <c>model.*</c> and <c>score</c>. A
+/// causal-LM checkpoint loads into it with a freshly initialised <c>score</c>. transformers 4.40 has no Llama token
+/// classifier, so neither does this project.
 /// </summary>
-public sealed class LlamaForSequenceClassification : PretrainedModel
+public sealed class LlamaForSequenceClassification : DecoderHeadModel
 {
-#pragma warning disable IDE1006
-    private readonly LlamaBackbone model;
-    private readonly LinearLayer score;
-#pragma warning restore IDE1006
-    private readonly int? _padTokenId;
-
-    public LlamaConfig Typed { get; }
+    private readonly LlamaBackbone _model;
 
     public LlamaForSequenceClassification(ModelConfig config, Device device, ScalarType dtype)
-        : base(nameof(LlamaForSequenceClassification), config, TaskType.SequenceClassification, device, dtype)
+        : base("Llama", config, TaskType.SequenceClassification, device, dtype)
     {
         Typed = LlamaConfig.From(config);
-        model = new LlamaBackbone(Typed, device, dtype);
-        score = new LinearLayer(Typed.HiddenSize, TaskHeads.NumLabels(config), false, device, dtype);
-        _padTokenId = TaskHeads.PadTokenId(config);
-        RegisterComponents();
+        _model = new LlamaBackbone(Typed, device, dtype);
+        register_module("model", _model);
+        AddHead(Typed.HiddenSize, device, dtype);
     }
 
+    public LlamaConfig Typed { get; }
     public override int NumLayers => Typed.NumLayers;
     public override int HiddenSize => Typed.HiddenSize;
     public override int NumAttentionHeads => Typed.NumHeads;
     public override int NumKeyValueHeads => Typed.NumKvHeads;
     public override int HeadDim => Typed.HeadDim;
     public override int VocabSize => Typed.VocabSize;
-    public override EmbeddingLayer InputEmbeddings => model.embed_tokens;
-    protected override bool IsOptionalInCheckpoint(string name) => name.StartsWith("score.", StringComparison.Ordinal);
+    public override EmbeddingLayer InputEmbeddings => _model.embed_tokens;
 
-    public override ModelOutput Forward(ForwardArgs args)
-    {
-        using var scope = torch.NewDisposeScope();
-        var encoded = model.Encode(args, RunDecoderLayer);
-        var pooled = TaskHeads.PoolLastNonPad(score.forward(encoded.Hidden), args.InputsEmbeds is null ? args.InputIds : null, _padTokenId);
-        return TaskHeads.Output(pooled, encoded);
-    }
+    private protected override BackboneOutput Encode(ForwardArgs args) => _model.Encode(args, RunDecoderLayer);
 }
