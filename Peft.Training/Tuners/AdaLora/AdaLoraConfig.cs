@@ -8,31 +8,11 @@ namespace Peft.Training.Tuners.AdaLora;
 /// schedule. <see cref="RankPattern"/> maps "<c>&lt;module path&gt;.lora_E</c>" to a keep-flag per initial rank; it is
 /// written by the rank allocator and tells loading which ranks a checkpoint holds.
 /// </summary>
-public sealed class AdaLoraConfig : PeftConfig
+public sealed class AdaLoraConfig : LoraFamilyConfig
 {
     public override string PeftType => "ADALORA";
 
-    // LoRA fields.
-    /// <summary>Unused by AdaLoRA (PEFT keeps LoraConfig's default 8 in the file).</summary>
-    public int R { get; set; } = 8;
-    public double LoraAlpha { get; set; } = 8;
-    public double LoraDropout { get; set; }
-    public StringOrList? TargetModules { get; set; }
-    public StringOrList? ExcludeModules { get; set; }
-    public bool FanInFanOut { get; set; }
-    /// <summary>"none", "all" or "lora_only".</summary>
-    public string Bias { get; set; } = "none";
-    public bool UseRslora { get; set; }
-    public bool UseDora { get; set; }
-    /// <summary>Truthy (true or any string): E = 0, A, B ~ N(0, 0.02). false: all N(0, 1).</summary>
-    public JsonNode InitLoraWeights { get; set; } = JsonValue.Create(true);
-    public List<int>? LayersToTransform { get; set; }
-    public StringOrList? LayersPattern { get; set; }
-    public Dictionary<string, double> AlphaPattern { get; set; } = new();
-    private JsonNode? _loftqConfig, _layerReplication, _megatronConfig;
-    private string _megatronCore = "megatron.core";
-
-    // AdaLoRA fields.
+    // AdaLoRA fields (r is unused: PEFT keeps LoraConfig's default 8 in the file).
     public int TargetR { get; set; } = 8;
     public int InitR { get; set; } = 12;
     public int Tinit { get; set; }
@@ -49,7 +29,6 @@ public sealed class AdaLoraConfig : PeftConfig
 
     public override void Validate()
     {
-        static PeftConfigException Bad(string message) => new($"AdaLoraConfig: {message}");
         if (TotalStep is not int total || total <= 0)
             throw Bad($"'total_step' must be a positive integer (the number of training steps the rank budget is scheduled over), got {TotalStep?.ToString() ?? "null"}");
         if (Tinit < 0 || Tfinal < 0) throw Bad($"'tinit' and 'tfinal' must be >= 0, got {Tinit} and {Tfinal}");
@@ -60,14 +39,9 @@ public sealed class AdaLoraConfig : PeftConfig
         if (DeltaT <= 0) throw Bad($"'deltaT' must be a positive integer, got {DeltaT}");
         if (Beta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) throw Bad($"'beta1' and 'beta2' must be in [0, 1), got {Beta1} and {Beta2}");
         if (OrthRegWeight < 0) throw Bad($"'orth_reg_weight' must be >= 0, got {OrthRegWeight}");
-        if (LoraDropout is < 0 or >= 1) throw Bad($"'lora_dropout' must be in [0, 1), got {LoraDropout}");
-        if (Bias is not ("none" or "all" or "lora_only")) throw Bad($"'bias' must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
+        ValidateShared();
         if (UseDora) throw Bad("AdaLoRA does not support DoRA ('use_dora' must be false)");
-        if (_loftqConfig is JsonObject { Count: > 0 }) throw Bad("AdaLoRA does not support LoftQ ('loftq_config' must be empty)");
-        if (_layerReplication is not null and not JsonArray { Count: 0 }) throw Bad("'layer_replication' is not supported by this engine");
-        if (TargetModules?.Pattern is not null && (LayersToTransform is not null || LayersPattern is not null))
-            throw Bad("'layers_to_transform' and 'layers_pattern' cannot be used when 'target_modules' is a regex string");
-        if (LayersPattern is not null && LayersToTransform is null) throw Bad("'layers_pattern' requires 'layers_to_transform'");
+        if (LoftqConfig is JsonObject { Count: > 0 }) throw Bad("AdaLoRA does not support LoftQ ('loftq_config' must be empty)");
     }
 
     /// <summary>The keep-flags for a module, accepting keys with or without the adapter name (PEFT strips it on save).</summary>
@@ -78,23 +52,7 @@ public sealed class AdaLoraConfig : PeftConfig
 
     protected override void WriteFields(JsonObject o)
     {
-        o["r"] = R;
-        o["lora_alpha"] = LoraConfig.Num(LoraAlpha);
-        o["lora_dropout"] = LoraDropout;
-        o["target_modules"] = TargetModules?.ToNode();
-        o["exclude_modules"] = ExcludeModules?.ToNode();
-        o["fan_in_fan_out"] = FanInFanOut;
-        o["bias"] = Bias;
-        o["use_rslora"] = UseRslora;
-        o["use_dora"] = UseDora;
-        o["init_lora_weights"] = InitLoraWeights.DeepClone();
-        o["layers_to_transform"] = LayersToTransform is null ? null : new JsonArray(LayersToTransform.Select(i => (JsonNode?)i).ToArray());
-        o["layers_pattern"] = LayersPattern?.ToNode();
-        o["alpha_pattern"] = LoraConfig.Map(AlphaPattern);
-        o["loftq_config"] = _loftqConfig?.DeepClone() ?? new JsonObject();
-        o["layer_replication"] = _layerReplication?.DeepClone();
-        o["megatron_config"] = _megatronConfig?.DeepClone();
-        o["megatron_core"] = _megatronCore;
+        WriteShared(o);
         o["target_r"] = TargetR;
         o["init_r"] = InitR;
         o["tinit"] = Tinit;
@@ -110,25 +68,7 @@ public sealed class AdaLoraConfig : PeftConfig
 
     protected override void ReadFields(JsonFieldReader r)
     {
-        R = r.Int("r") ?? 8;
-        LoraAlpha = r.Double("lora_alpha") ?? 8;
-        LoraDropout = r.Double("lora_dropout") ?? 0;
-        TargetModules = r.StringOrList("target_modules");
-        ExcludeModules = r.StringOrList("exclude_modules");
-        FanInFanOut = r.Bool("fan_in_fan_out") ?? false;
-        Bias = r.String("bias") ?? "none";
-        UseRslora = r.Bool("use_rslora") ?? false;
-        UseDora = r.Bool("use_dora") ?? false;
-        var init = r.Raw("init_lora_weights");
-        if (init is JsonValue iv && (iv.TryGetValue<bool>(out _) || iv.TryGetValue<string>(out _))) InitLoraWeights = iv;
-        else if (init is not null) throw r.Error("init_lora_weights", $"must be true, false or a string, got {init.ToJsonString()}");
-        LayersToTransform = r.IntOrIntList("layers_to_transform");
-        LayersPattern = r.StringOrList("layers_pattern");
-        AlphaPattern = r.NumberMap("alpha_pattern");
-        _loftqConfig = r.Raw("loftq_config");
-        _layerReplication = r.Raw("layer_replication");
-        _megatronConfig = r.Raw("megatron_config");
-        _megatronCore = r.String("megatron_core") ?? "megatron.core";
+        ReadShared(r);
         TargetR = r.Int("target_r") ?? 8;
         InitR = r.Int("init_r") ?? 12;
         Tinit = r.Int("tinit") ?? 0;
