@@ -62,6 +62,7 @@ public static class CliApp
         root.Subcommands.Add(ImportCommand.Create(ctx));
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ModelCommand.Create(ctx));
+        root.Subcommands.Add(EvalCommand.Create(ctx));
         root.Subcommands.Add(DataCommand.Create(ctx));
         root.Subcommands.Add(TokenizerCommand.Create(ctx));
         return root;

@@ -83,6 +83,8 @@ internal static class TrainRunner
             {
                 // AdaLoRA schedules its rank budget over the run: default total_step to the planned step count.
                 if (peftConfig is AdaLoraConfig ada && ada.TotalStep is null) ada.TotalStep = Trainer.PlannedSteps(options, train.Count);
+                // Prompt-learning configs need a task type (PEFT refuses none); the CLI takes the model's.
+                peftConfig.TaskType ??= model.Task;
                 peft = PeftModel.Create(model, peftConfig, seed: options.Seed);
                 trainable = TrainableModel.ForAdapter(peft);
             }

@@ -115,7 +115,12 @@ public class TokenizerLoadingTests
         Assert.Throws<ObjectDisposedException>(() => tok.Encode("x"));
         Assert.Throws<ObjectDisposedException>(() => tok.Decode(new[] { 1 }));
     }
+}
 
+/// <summary>Counts files in the shared temp folder, so it must not run while other tests load tokenizers.</summary>
+[Collection(nameof(Peft.Tests.Bench.NonParallel))]
+public class TokenizerTempFileCheck
+{
     [Fact]
     public void NoTempFilesLeftBehind()
     {

@@ -39,9 +39,15 @@ public sealed class TrainableModel
     }
 
     /// <summary>Trainable tensors with their checkpoint keys (adapter file keys, or HF state-dict names).</summary>
-    public IReadOnlyList<NamedParameter> Parameters() => Peft is { } peft
-        ? peft.AdapterTensors(peft.ActiveAdapter).Where(t => t.Parameter.requires_grad).Select(t => new NamedParameter(t.CheckpointKey, t.Parameter)).ToList()
-        : Model.UniqueNamedParameters().Where(p => p.Param.requires_grad).Select(p => new NamedParameter(p.Name, p.Param)).ToList();
+    public IReadOnlyList<NamedParameter> Parameters()
+    {
+        var trainable = Model.UniqueNamedParameters().Where(p => p.Param.requires_grad);
+        if (Peft is not { } peft) return trainable.Select(p => new NamedParameter(p.Name, p.Param)).ToList();
+        // Saved tensors go by their checkpoint key (stable across runs, used by LoRA+ and the optimizer state);
+        // trainable parameters that are not saved as such (a P-tuning / prefix-projection encoder) by their own name.
+        var keys = peft.AdapterTensors(peft.ActiveAdapter).GroupBy(t => t.Parameter.Handle).ToDictionary(g => g.Key, g => g.First().CheckpointKey);
+        return trainable.Select(p => new NamedParameter(keys.TryGetValue(p.Param.Handle, out var key) ? key : p.Name, p.Param)).ToList();
+    }
 
     /// <summary>Training hooks of the tuner (AdaLoRA's regulariser and rank allocation), if it has any.</summary>
     public ITrainingAwareTuner? Hooks => HooksOverride ?? Peft?.Tuner as ITrainingAwareTuner;

@@ -55,6 +55,7 @@ public sealed partial class Trainer
     /// <summary>Global L2 norm of the gradients (before clipping); scales them to <c>MaxGradNorm</c> when above it.</summary>
     private double ClipGradients()
     {
+        using var scope = torch.NewDisposeScope(); // the grad handles taken here must not outlive the step
         using var noGrad = torch.no_grad();
         var grads = _params.Select(p => p.Parameter.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
