@@ -11,7 +11,8 @@ namespace Peft.Cli.Commands;
 
 /// <summary>
 /// <c>--method</c> → adapter config. Adding a method is one line here (e.g. <c>["ia3"] = s => new IA3Config { ... }</c>);
-/// a factory returning null means full fine-tuning (every weight of the model is trained).
+/// a factory returning null means the model's own weights are trained: all of them (<c>full</c>) or the task head
+/// alone (<c>head</c>, see <see cref="TrainsHeadOnly"/>).
 /// </summary>
 internal static class TrainMethods
 {
@@ -28,13 +29,25 @@ internal static class TrainMethods
         ["prompt"] = s => new PromptTuningConfig { NumVirtualTokens = VirtualTokens(s) },
         ["ptuning"] = s => new PromptEncoderConfig { NumVirtualTokens = VirtualTokens(s), EncoderHiddenSize = s.Int("encoder-hidden-size") },
         ["full"] = _ => null,
+        ["head"] = _ => null,
     };
 
     public static IEnumerable<string> Names => Table.Keys;
 
     public static bool Exists(string name) => Table.ContainsKey(name);
 
-    public static PeftConfig? Create(string name, TrainSettings s) => Table[name](s);
+    public static bool TrainsHeadOnly(string name) => name.Equals("head", StringComparison.OrdinalIgnoreCase);
+
+    public static PeftConfig? Create(string name, TrainSettings s)
+    {
+        var config = Table[name](s);
+        if (s.List("modules-to-save") is { Count: > 0 } modules)
+        {
+            s.Check("modules-to-save", config is not null, $"only applies to adapter methods, not '{name}'");
+            config!.ModulesToSave = modules;
+        }
+        return config;
+    }
 
     private static StringOrList? Targets(TrainSettings s) => s.List("target-modules") is { Count: > 0 } targets
         ? targets is ["all-linear"] ? new StringOrList("all-linear", null) : StringOrList.Of([.. targets])

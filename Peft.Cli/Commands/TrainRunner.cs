@@ -56,18 +56,29 @@ internal static class TrainRunner
         bool bf16 = s.Flag("bf16");
         var peftConfig = initAdapter is null ? ResumedAdapterConfig(resume) ?? TrainMethods.Create(method, s) : null;
         bool full = initAdapter is null && peftConfig is null;
-        s.Check("bf16", !(bf16 && full), "needs an adapter method: full fine-tuning would train bfloat16 weights");
+        s.Check("bf16", !(bf16 && full), $"needs an adapter method: '{method}' would train bfloat16 weights");
         var options = Options(s, outDir);
         var dataOptions = DataOptions(s);
 
+        var config = ModelConfig.FromFolder(modelDir);
+        var task = ResolveTask(s, config, initAdapter is null ? peftConfig?.TaskType : PeftConfigs.Load(initAdapter).TaskType);
+        // Classification data is mapped with config.json's class names when it has real ones, else the data names them
+        // (sorted) and they are written into the model's config, as transformers' from_pretrained(id2label=...) does.
+        bool classifies = task is TaskType.SequenceClassification or TaskType.TokenClassification;
+        var configLabels = classifies ? TaskHeads.LabelNames(config) : null;
+        dataOptions = dataOptions with { Task = task, LabelNames = configLabels };
+
         using var tokenizer = LoadTokenizer(s.Text("tokenizer") ?? modelDir);
-        var model = AutoModel.FromPretrained(modelDir, new ModelLoadOptions { DType = bf16 ? ScalarType.BFloat16 : null });
+        var train = LoadData(dataFile, tokenizer, dataOptions);
+        TrainingDataset? eval = evalFile is null ? null
+            : LoadData(evalFile, tokenizer, dataOptions with { LabelNames = configLabels ?? train.LabelNames });
+        var newLabels = classifies && configLabels is null && train.LabelNames is { Count: > 0 } names ? names : null;
+        // transformers reads num_labels = 1 as regression: one class in the data is a mistake, not a model.
+        if (newLabels is [var only]) throw new UsageException($"{dataFile}: every row has the label '{only}'; a classifier needs at least two classes");
+        var model = AutoModel.FromPretrained(modelDir, new ModelLoadOptions { DType = bf16 ? ScalarType.BFloat16 : null, Task = task, Labels = newLabels });
         PeftModel? peft = null;
         try
         {
-            dataOptions = dataOptions with { Task = model.Task };
-            var train = LoadData(dataFile, tokenizer, dataOptions);
-            TrainingDataset? eval = evalFile is null ? null : LoadData(evalFile, tokenizer, dataOptions);
             if (eval is null && s.Number("validation-split") is { } split)
             {
                 s.Check("validation-split", split is > 0 and < 1, $"must be in (0, 1), got {split}");
@@ -88,19 +99,52 @@ internal static class TrainRunner
                 peft = PeftModel.Create(model, peftConfig, seed: options.Seed);
                 trainable = TrainableModel.ForAdapter(peft);
             }
-            else trainable = TrainableModel.ForFullFineTune(model);
+            else trainable = TrainMethods.TrainsHeadOnly(method) ? TrainableModel.ForHeadOnly(model) : TrainableModel.ForFullFineTune(model);
 
             long pad = tokenizer?.PadTokenId ?? tokenizer?.EosTokenId ?? 0;
             var collator = new DataCollator(model.Task, pad);
             var result = s.Flag("json-events")
                 ? RunWithJson(trainable, options, train, eval, collator, resume, stdout, cancellation)
                 : RunWithProgressBar(trainable, options, train, eval, collator, resume, stdout, cancellation);
+            if (peft is null && result.Reason != TrainingStopReason.Cancelled) CopyTokenizerFiles(s.Text("tokenizer") ?? modelDir, outDir);
             return result.Reason == TrainingStopReason.Cancelled ? 130 : 0;
         }
         finally
         {
             if (peft is not null) peft.Dispose();
             else model.Dispose();
+        }
+    }
+
+    private static readonly Dictionary<string, TaskType> TaskNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["causal-lm"] = TaskType.CausalLM, ["seq2seq-lm"] = TaskType.Seq2SeqLM, ["seq-2-seq-lm"] = TaskType.Seq2SeqLM,
+        ["seq-cls"] = TaskType.SequenceClassification, ["token-cls"] = TaskType.TokenClassification,
+        ["question-ans"] = TaskType.QuestionAnswering, ["feature-extraction"] = TaskType.FeatureExtraction,
+    };
+
+    /// <summary>--task (kebab-case or PEFT's task_type), else the adapter's task_type, else what config.json names.</summary>
+    private static TaskType ResolveTask(TrainSettings s, ModelConfig config, TaskType? adapterTask)
+    {
+        TaskType? requested = null;
+        if (s.Text("task") is { } t)
+        {
+            requested = TaskNames.TryGetValue(t.Replace('_', '-'), out var named) ? named
+                : throw new UsageException($"--task: unknown task '{t}' (expected {string.Join(", ", TaskNames.Keys.Where(k => k != "seq-2-seq-lm"))})");
+        }
+        try { return AutoModel.ResolveTask(config, requested ?? adapterTask); }
+        catch (ArgumentException e) when (requested is not null) { throw new UsageException($"--task: {e.Message}"); }
+    }
+
+    private static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+
+    /// <summary>A trained model folder is complete with its tokenizer (what transformers' Trainer saves next to it).</summary>
+    private static void CopyTokenizerFiles(string from, string to)
+    {
+        foreach (var name in TokenizerFiles)
+        {
+            string source = Path.Combine(from, name);
+            if (File.Exists(source) && Directory.Exists(to)) AtomicFile.Copy(source, Path.Combine(to, name));
         }
     }
 

@@ -87,6 +87,6 @@ public class ClassificationTrainingTests
         Assert.Equal(manualV.item<float>(), lv.Mean().item<float>(), 5);
         Assert.Equal(0.0, Losses.CausalLm(logits, torch.full(2, 5, -100L)).Mean().item<float>());
         // Macro F1 over labels {0, 1}: class 0 F1 = 2/3, class 1 F1 = 0.8.
-        Assert.Equal((2.0 / 3 + 0.8) / 2, Trainer.MacroF1([(0, 0), (0, 1), (1, 1), (1, 1)]), 12);
+        Assert.Equal((2.0 / 3 + 0.8) / 2, Evaluation.MacroF1([(0, 0), (0, 1), (1, 1), (1, 1)]), 12);
     }
 }

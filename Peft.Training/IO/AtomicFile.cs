@@ -9,6 +9,9 @@ public static class AtomicFile
     public static void WriteAllBytes(string path, byte[] bytes) =>
         Write(path, tmp => File.WriteAllBytes(tmp, bytes));
 
+    public static void Copy(string source, string path) =>
+        Write(path, tmp => File.Copy(source, tmp, overwrite: true));
+
     public static void Write(string path, Action<string> writeTemp)
     {
         string full = Path.GetFullPath(path);

@@ -22,6 +22,11 @@ public sealed record ModelLoadOptions
     /// when the family has it, else the family's default (causal LM for decoders, the bare encoder for BERT).
     /// </summary>
     public TaskType? Task { get; init; }
+    /// <summary>
+    /// Class names for a classification head, like transformers' <c>from_pretrained(id2label=...)</c>: they set
+    /// <c>num_labels</c>, <c>id2label</c> and <c>label2id</c> of the loaded config (and so of a saved fine-tune).
+    /// </summary>
+    public IReadOnlyList<string>? Labels { get; init; }
 }
 
 /// <summary>
@@ -100,6 +105,42 @@ public static class AutoModel
         return null;
     }
 
+    /// <summary>
+    /// The head a load builds: <paramref name="requested"/> when given, else the one config.json's <c>architectures</c>
+    /// names when the family has it, else the family's default. Throws when the family lacks the head.
+    /// </summary>
+    public static TaskType ResolveTask(ModelConfig config, TaskType? requested)
+    {
+        string type = config.ModelType;
+        if (!Families.TryGetValue(type, out var family))
+            throw config.Error("model_type", $"'{type}' is not supported (supported: {string.Join(", ", Families.Keys.Order())})");
+        var task = requested ?? (TaskFromArchitectures(config) is { } named && family.Tasks.Contains(named) ? named : family.Tasks[0]);
+        if (!family.Tasks.Contains(task))
+            throw new ArgumentException($"model_type '{type}' has no {task.ToPeftString()} head (available: {string.Join(", ", family.Tasks.Select(x => x.ToPeftString()))})");
+        return task;
+    }
+
+    private static readonly string[] ArchitectureSuffixes =
+        ["ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForConditionalGeneration", "ForCausalLM", "LMHeadModel", "Model"];
+
+    /// <summary>transformers' class name for <paramref name="task"/>'s head of this family (e.g. BertForSequenceClassification).</summary>
+    public static string HeadClassName(ModelConfig config, TaskType task)
+    {
+        string prefix = config.Json["architectures"] is System.Text.Json.Nodes.JsonArray { Count: > 0 } a && a[0]?.GetValue<string>() is { } arch
+            && ArchitectureSuffixes.FirstOrDefault(arch.EndsWith) is { } suffix
+            ? arch[..^suffix.Length]
+            : config.ModelType switch { "gpt2" => "GPT2", "opt" => "OPT", "mt5" => "MT5", "xlm-roberta" => "XLMRoberta", var t => char.ToUpperInvariant(t[0]) + t[1..] };
+        return prefix + task switch
+        {
+            TaskType.CausalLM => prefix == "GPT2" ? "LMHeadModel" : "ForCausalLM",
+            TaskType.Seq2SeqLM => "ForConditionalGeneration",
+            TaskType.SequenceClassification => "ForSequenceClassification",
+            TaskType.TokenClassification => "ForTokenClassification",
+            TaskType.QuestionAnswering => "ForQuestionAnswering",
+            _ => "Model",
+        };
+    }
+
     public static IReadOnlyCollection<string> SupportedModelTypes => Families.Keys;
 
     /// <summary>Registers (or replaces) a model family.</summary>
@@ -112,10 +153,15 @@ public static class AutoModel
         string type = config.ModelType;
         if (!Families.TryGetValue(type, out var family))
             throw config.Error("model_type", $"'{type}' is not supported (supported: {string.Join(", ", Families.Keys.Order())})");
-        var task = options.Task
-            ?? (TaskFromArchitectures(config) is { } named && family.Tasks.Contains(named) ? named : family.Tasks[0]);
-        if (!family.Tasks.Contains(task))
-            throw new ArgumentException($"model_type '{type}' has no {task.ToPeftString()} head (available: {string.Join(", ", family.Tasks.Select(x => x.ToPeftString()))})");
+        var task = ResolveTask(config, options.Task);
+        bool otherHead = TaskFromArchitectures(config) is { } named && named != task;
+        if (options.Labels is not null || otherHead)
+        {
+            // The config now describes another head: a saved fine-tune must load back with that head (and labels).
+            config = config.Clone();
+            if (options.Labels is { } labels) TaskHeads.SetLabels(config, labels);
+            if (otherHead) config.Json["architectures"] = new System.Text.Json.Nodes.JsonArray(HeadClassName(config, task));
+        }
         var device = options.Device ?? torch.CPU;
         var dtype = options.DType ?? ScalarType.Float32;
         using var noGrad = torch.no_grad();

@@ -22,6 +22,50 @@ public static class TaskHeads
         return n;
     }
 
+    /// <summary>
+    /// Module names of the task head (what PEFT's task wrappers train and save in full): <c>classifier</c>/<c>score</c>
+    /// for classification, <c>qa_outputs</c> for question answering, none for language modelling.
+    /// </summary>
+    public static IReadOnlyList<string> ModuleNames(TaskType? task) => task switch
+    {
+        TaskType.SequenceClassification or TaskType.TokenClassification => ["classifier", "score"],
+        TaskType.QuestionAnswering => ["qa_outputs"],
+        _ => [],
+    };
+
+    /// <summary>
+    /// Class names from config.json's <c>id2label</c> in id order, or null when it is absent or holds only
+    /// transformers' placeholders (<c>LABEL_0</c>, <c>LABEL_1</c> ...), i.e. when the data should name the classes.
+    /// </summary>
+    public static IReadOnlyList<string>? LabelNames(ModelConfig c)
+    {
+        if (c.GetObject("id2label") is not { Count: > 0 } map) return null;
+        var names = new string[map.Count];
+        foreach (var (key, value) in map)
+        {
+            if (!int.TryParse(key, out int id) || id < 0 || id >= names.Length || value is not JsonValue v || !v.TryGetValue<string>(out var name))
+                throw c.Error("id2label", $"expected ids 0..{names.Length - 1} mapped to names, got '{key}'");
+            names[id] = name;
+        }
+        return names.Select((n, i) => n == $"LABEL_{i}").All(x => x) ? null : names;
+    }
+
+    /// <summary>Writes <c>id2label</c>, <c>label2id</c> and <c>num_labels</c> (transformers' <c>from_pretrained(id2label=...)</c>).</summary>
+    public static void SetLabels(ModelConfig c, IReadOnlyList<string> names)
+    {
+        if (names.Count == 0) throw new ArgumentException("a classification head needs at least one label");
+        var id2label = new JsonObject();
+        var label2id = new JsonObject();
+        for (int i = 0; i < names.Count; i++)
+        {
+            id2label[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = names[i];
+            label2id[names[i]] = i;
+        }
+        c.Json["id2label"] = id2label;
+        c.Json["label2id"] = label2id;
+        c.Json["num_labels"] = names.Count;
+    }
+
     /// <summary>Dropout before a classifier: <c>classifier_dropout</c> when set, else the family's hidden dropout.</summary>
     public static double ClassifierDropout(ModelConfig c, params string[] fallbackKeys) =>
         c.TryGetDouble("classifier_dropout") ?? c.TryGetDouble(fallbackKeys) ?? 0.1;

@@ -38,6 +38,28 @@ public sealed class TrainableModel
         return new TrainableModel(model, null);
     }
 
+    /// <summary>
+    /// Trains only the task head (<c>classifier</c>, <c>score</c> or <c>qa_outputs</c>) on a frozen base, the linear-probe
+    /// baseline of the PEFT papers. Saved like a full fine-tune: a complete model folder.
+    /// </summary>
+    public static TrainableModel ForHeadOnly(PretrainedModel model)
+    {
+        var heads = TaskHeads.ModuleNames(model.Task);
+        bool any = false;
+        foreach (var (name, p) in model.named_parameters())
+        {
+            bool head = heads.Any(h => name.StartsWith(h + ".", StringComparison.Ordinal));
+            p.requires_grad = head;
+            any |= head;
+        }
+        if (!any)
+            throw new ArgumentException($"a {model.Task.ToPeftString()} model has no task head to train alone (load it with a classification or QA head)");
+        return new TrainableModel(model, null);
+    }
+
+    /// <summary>Wraps a loaded model (and adapter) for <see cref="Evaluation.Run"/> without touching what is trainable.</summary>
+    public static TrainableModel ForEvaluation(PretrainedModel model, PeftModel? peft) => new(peft?.BaseModel ?? model, peft);
+
     /// <summary>Trainable tensors with their checkpoint keys (adapter file keys, or HF state-dict names).</summary>
     public IReadOnlyList<NamedParameter> Parameters()
     {

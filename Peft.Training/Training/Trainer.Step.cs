@@ -77,71 +77,18 @@ public sealed partial class Trainer
         return total;
     }
 
-    /// <summary>
-    /// Loss over a dataset in eval mode (no dropout, no grad): <c>eval_loss</c> (mean over counted labels), and
-    /// <c>eval_perplexity</c> for language models, <c>eval_accuracy</c> (+ macro <c>eval_f1</c> for sequence classification).
-    /// </summary>
+    /// <summary>Scores <paramref name="data"/> in eval mode (no dropout, no grad); see <see cref="Evaluation.Run"/>.</summary>
     public IReadOnlyDictionary<string, double> Evaluate(TrainingDataset data)
     {
         bool wasTraining = _model.Root.training;
         _model.Root.eval();
         try
         {
-            using var noGrad = torch.no_grad();
-            double lossSum = 0;
-            long count = 0, correct = 0, labelled = 0;
-            var task = _collator.Task;
-            var pairs = new List<(long Label, long Pred)>();
-            for (int start = 0; start < data.Count; start += _o.EvalBatchSize)
-            {
-                using var scope = torch.NewDisposeScope();
-                var rows = data.Examples.Skip(start).Take(_o.EvalBatchSize).ToList();
-                using var batch = _collator.Collate(rows, _model.Model.Device);
-                using var output = _model.Forward(batch.ToForwardArgs());
-                var ls = ComputeLoss(output, batch);
-                lossSum += ls.Sum.ToDouble();
-                count += ls.Count;
-                if (task is TaskType.SequenceClassification or TaskType.TokenClassification)
-                {
-                    var logits = output.Logits;
-                    if (task == TaskType.TokenClassification && _model.VirtualTokens > 0)
-                        logits = logits.narrow(1, _model.VirtualTokens, logits.shape[1] - _model.VirtualTokens);
-                    var pred = logits.argmax(-1).reshape(-1).data<long>().ToArray();
-                    var gold = batch.Labels.reshape(-1).data<long>().ToArray();
-                    for (int i = 0; i < gold.Length; i++)
-                    {
-                        if (gold[i] == Losses.IgnoreIndex) continue;
-                        labelled++;
-                        if (pred[i] == gold[i]) correct++;
-                        pairs.Add((gold[i], pred[i]));
-                    }
-                }
-            }
-            double loss = count > 0 ? lossSum / count : 0;
-            var metrics = new Dictionary<string, double> { ["eval_loss"] = loss };
-            if (task is TaskType.CausalLM or TaskType.Seq2SeqLM) metrics["eval_perplexity"] = Math.Exp(Math.Min(loss, 700));
-            if (labelled > 0) metrics["eval_accuracy"] = (double)correct / labelled;
-            if (task == TaskType.SequenceClassification && pairs.Count > 0) metrics["eval_f1"] = MacroF1(pairs);
-            return metrics;
+            return Evaluation.Run(_model, _collator, data, _o.EvalBatchSize).Metrics;
         }
         finally
         {
             if (wasTraining) _model.Root.train();
         }
-    }
-
-    /// <summary>Unweighted mean of per-class F1 over the classes seen in labels or predictions (sklearn's macro average).</summary>
-    public static double MacroF1(IReadOnlyList<(long Label, long Pred)> pairs)
-    {
-        var classes = pairs.Select(p => p.Label).Concat(pairs.Select(p => p.Pred)).Distinct().ToList();
-        double sum = 0;
-        foreach (var c in classes)
-        {
-            long tp = pairs.Count(p => p.Label == c && p.Pred == c);
-            long fp = pairs.Count(p => p.Label != c && p.Pred == c);
-            long fn = pairs.Count(p => p.Label == c && p.Pred != c);
-            sum += tp == 0 ? 0 : 2.0 * tp / (2.0 * tp + fp + fn);
-        }
-        return sum / classes.Count;
     }
 }

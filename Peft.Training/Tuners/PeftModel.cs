@@ -90,13 +90,8 @@ public sealed partial class PeftModel : IDisposable
     /// </summary>
     private List<string> TaskHeadsOf(TaskType? task)
     {
-        string[] heads = task switch
-        {
-            TaskType.SequenceClassification or TaskType.TokenClassification => ["classifier", "score"],
-            TaskType.QuestionAnswering => ["qa_outputs"],
-            _ => [],
-        };
-        if (heads.Length == 0) return [];
+        var heads = TaskHeads.ModuleNames(task);
+        if (heads.Count == 0) return [];
         var paths = BaseModel.named_modules().Select(m => m.name).Where(n => !TargetMatching.IsAdapterInternal(n)).ToList();
         return heads.Where(h => paths.Any(p => TargetMatching.MatchesList([h], p))).ToList();
     }
