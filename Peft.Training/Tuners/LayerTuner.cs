@@ -113,6 +113,15 @@ public abstract class LayerTuner<TLayer, TConfig>(PeftModel owner) : ITuner
 
     public void Merge(IReadOnlyList<string>? adapters, bool safe)
     {
+        // A weight shared with the input embeddings (tie_word_embeddings) would change both ends of the model; PEFT 0.10
+        // merges silently and corrupts the embeddings, so refuse before touching any layer.
+        var tied = _owner.BaseModel.TiedParameterNames;
+        foreach (var (path, l) in _layers)
+        {
+            bool carriesMerged = (adapters ?? l.ActiveAdapters).Any(l.Has);
+            if (carriesMerged && tied.Contains(path + ".weight"))
+                throw new NotSupportedException($"{MethodName} adapter on '{path}' cannot be merged: its weight is tied to the input embeddings (tie_word_embeddings), so merging would change both; serve the adapter unmerged instead");
+        }
         foreach (var (_, l) in _layers) l.Merge(adapters ?? l.ActiveAdapters.ToList(), safe);
     }
 
