@@ -51,12 +51,14 @@ if [ "$part" = all ] || [ "$part" = lm ]; then
   for target in moby_dick sotu_post1945; do
     split "$target"
     echo "{\"part\":\"lm\",\"target\":\"$target\",\"method\":\"base\",\"validation\":$(peft eval $model --data "$work/$target.validation.jsonl" $EVAL_ARGS),\"test\":$(peft eval $model --data "$work/$target.test.jsonl" $EVAL_ARGS)}" >> "$work/rows.jsonl"
-    train lm "$target" lora $model "${common[@]}" --method lora --r 8 --lora-alpha 16 --lr 5e-3 --target-modules LORA_TARGETS
-    train lm "$target" dora $model "${common[@]}" --method dora --r 8 --lora-alpha 16 --lr 5e-3 --target-modules LORA_TARGETS
+    # PEFT's default Llama targets, and the targets the validation sweep chose under the 2 % file budget.
+    train lm "$target" lora-qv $model "${common[@]}" --method lora --r 8 --lora-alpha 16 --lr 1e-2
+    train lm "$target" lora $model "${common[@]}" --method lora --r 4 --lora-alpha 8 --lr 2e-2 --target-modules lm_head,down_proj
+    train lm "$target" dora $model "${common[@]}" --method dora --r 4 --lora-alpha 8 --lr 2e-2 --target-modules lm_head,down_proj
     train lm "$target" ia3 $model "${common[@]}" --method ia3 --lr 1e-2
     train lm "$target" prefix $model "${common[@]}" --method prefix --num-virtual-tokens 20 --lr 1e-2
-    train lm "$target" adalora $model "${common[@]}" --method adalora --init-r 12 --target-r 8 --lora-alpha 16 --lr 5e-3 --target-modules LORA_TARGETS
-    train lm "$target" full $model "${common[@]}" --method full --lr 5e-4
+    train lm "$target" adalora $model "${common[@]}" --method adalora --init-r 6 --target-r 4 --lora-alpha 8 --lr 2e-2 --target-modules lm_head,down_proj
+    train lm "$target" full $model "${common[@]}" --method full --lr 1e-3
   done
   model_bytes=$(stat -c %s $model/model.safetensors)
   echo "{\"part\":\"lm\",\"model_bytes\":$model_bytes,\"steps\":$lm_steps}" >> "$work/rows.jsonl"

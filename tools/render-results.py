@@ -17,7 +17,7 @@ def setting(r):
     keep = [f"{a[i]} {a[i+1]}" for i in range(len(a) - 1) if a[i] in ("--r", "--lr", "--target-modules", "--num-virtual-tokens", "--init-r", "--target-r")]
     return ", ".join(k.replace("--", "") for k in keep)
 
-names = {"base": "base (no training)", "lora": "LoRA", "dora": "DoRA", "ia3": "IA³", "prefix": "prefix tuning",
+names = {"base": "base (no training)", "lora-qv": "LoRA (PEFT's default targets)", "lora": "LoRA", "dora": "DoRA", "ia3": "IA³", "prefix": "prefix tuning",
          "adalora": "AdaLoRA", "full": "full fine-tuning", "head": "frozen base + head"}
 out = ["# Demo results", "",
        "Produced by `bash tools/demo-results.sh` on this repository's 2-core CPU machine; every number below is read from "
