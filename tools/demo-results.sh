@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 corpora=${CORPORA:-/tmp/corpora}
 part=${PART:-all}
 lm_steps=${LM_STEPS:-300}
-spam_steps=${SPAM_STEPS:-150}
+spam_steps=${SPAM_STEPS:-341}
 work=${WORK:-$(mktemp -d /tmp/peft-results-XXXX)}
 mkdir -p "$work"
 dotnet build -c Release Peft.Cli -v q >/dev/null
@@ -70,7 +70,7 @@ if [ "$part" = all ] || [ "$part" = spam ]; then
   split spam_assassin
   common=(--task seq-cls --format classification --max-length 128 --batch-size 16 --eval-batch-size 32 --max-steps "$spam_steps"
           --scheduler linear --warmup 0.1 --eval-every "$spam_steps")
-  train spam spam_assassin head "$model" "${common[@]}" --method head --lr 5e-3
+  train spam spam_assassin head "$model" "${common[@]}" --method head --lr 5e-2
   train spam spam_assassin lora "$model" "${common[@]}" --method lora --r 8 --lora-alpha 16 --lr 1e-3
   train spam spam_assassin full "$model" "${common[@]}" --method full --lr 5e-5
   echo "{\"part\":\"spam\",\"model_bytes\":$(stat -c %s "$model/model.safetensors"),\"steps\":$spam_steps}" >> "$work/rows.jsonl"

@@ -59,7 +59,7 @@ if "spam" in meta:
     out += [f"## SpamAssassin classification on MiniLM ({m['model_bytes']/1e6:.1f} MB float32 file)", "",
             "`peft import minilm` (sentence-transformers/all-MiniLM-L6-v2 from the NuGet package, 22.7 M parameters) with a "
             f"sequence-classification head (`--task seq-cls`, labels ham/spam from the data). Each method trains {m['steps']} steps × 16 "
-            "e-mails cut to 128 tokens (linear schedule, 10 % warmup, seed 0); scored on the held-out validation and test splits.", "",
+            f"e-mails ({tr[0]['done']['epoch']:.2f} epochs of the 5,460-message train split) cut to 128 tokens (linear schedule, 10 % warmup, seed 0); scored on the held-out validation and test splits.", "",
             "| method | settings | trainable params | trainable % | file MB | validation accuracy | validation F1 | test accuracy | test F1 | train s | peak RSS MB |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in tr:
@@ -74,11 +74,28 @@ if checks:
     out += ["## Targets", "", "| target | met | measured |", "|---|---|---:|"]
     out += [f"| {c} | {'yes' if ok else '**no**'} | {v} |" for c, ok, v in checks]
     out.append("")
+if "lm" in meta:
+    out += ["## Reading the numbers", "",
+            "- **Where LoRA goes matters more than its rank.** On this 6.5 M-parameter model PEFT's default Llama targets "
+            "(`q_proj`, `v_proj`) recover well under half of full fine-tuning's gain; the sweep found that an adapter on the "
+            "output head (`lm_head`, tied to the embeddings here) plus `down_proj` does far better at a similar size, because a "
+            "new style of English is mostly new word statistics, which the output projection carries.",
+            ("- **The 80 % target is met** on Moby-Dick (see Targets)." if all(ok for c, ok, v in checks if "80 %" in c) else
+            "- **The 80 % target is not met** (Moby-Dick: see Targets). The gap is capacity, not an under-trained adapter: "
+            "in the 900-step sweep rows LoRA improves, but full fine-tuning improves more, so its share does not grow. "
+            "A model this small has little general knowledge for a low-rank update to steer; PEFT's published parity with "
+            "full fine-tuning is for models with 10⁸–10¹¹ parameters. The test split was never used to choose anything."),
+            "- **An adapter on a tied head cannot be merged**: `peft merge` refuses it (merging would rewrite the input "
+            "embeddings too); it is served unmerged, like every hub adapter.",
+            "- Peak RSS is `/usr/bin/time`'s maximum for the whole `peft train` process (runtime, tokenizer, data and model).", ""]
 if sweep:
-    out += ["## Learning-rate and target sweep (validation split)", "",
-            "`bash tools/lr-sweep.sh tools/lr-sweep.txt`: each line of the spec trained once, scored on the validation split only.", "",
-            "| target | run | steps | settings | trainable % | validation ppl |", "|---|---|---:|---|---:|---:|"]
+    out += ["## Settings sweep (validation split only)", "",
+            "`bash tools/lr-sweep.sh tools/lr-sweep.txt`: each line of the spec trained once and scored on the validation split; "
+            "the settings above were picked from these rows (the Moby-Dick choices are reused unchanged for the addresses).", "",
+            "| target | run | steps | settings | trainable % | validation score |", "|---|---|---:|---|---:|---:|"]
     for s in sweep:
-        out.append(f"| {s['target']} | {s['name']} | {s['steps']} | `{s['args']}` | {s['trainable_pct']} | {s['eval_perplexity']:.1f} |")
+        d = s["done"]
+        score = f"ppl {d['eval_perplexity']:.1f}" if "eval_perplexity" in d else f"accuracy {100*d['eval_accuracy']:.1f} %, F1 {d['eval_f1']:.3f}"
+        out.append(f"| {s['target']} | {s['name']} | {s['steps']} | `{s['args']}` | {s['trainable_pct']} | {score} |")
     out.append("")
 print("\n".join(out))
