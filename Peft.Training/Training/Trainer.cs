@@ -144,10 +144,8 @@ public sealed partial class Trainer : IDisposable
             _stepsThisRun++;
             _state.LogHistory.Add(new() { ["step"] = _state.GlobalStep, ["epoch"] = FractionalEpoch, ["loss"] = loss, ["learning_rate"] = lr, ["grad_norm"] = gradNorm });
             EmitStep(loss, lr, gradNorm);
-            // Stop-gap: some per-step TorchSharp handles escape every dispose scope and are freed only by their
-            // finalizers, which the GC does not run for native memory it cannot see (RSS grew ~9 MB/step on the demo
-            // model). Collecting every few steps keeps long jobs flat until the escaping handles are found.
-            if (_state.GlobalStep % 8 == 0) { GC.Collect(); GC.WaitForPendingFinalizers(); }
+            // glibc keeps libtorch's freed blocks in its heap; give them back every few steps (see NativeHeap).
+            if (_state.GlobalStep % 8 == 0) NativeHeap.Trim();
 
             bool last = _state.GlobalStep == TotalSteps;
             if (_eval is not null && _o.EvalEvery > 0 && _state.GlobalStep % _o.EvalEvery == 0 && !last)
