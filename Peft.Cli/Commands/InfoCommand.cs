@@ -49,7 +49,7 @@ internal static class InfoCommand
         {
             ("model_type", config.ModelType),
             ("architecture", (config.Json["architectures"] as JsonArray)?.FirstOrDefault()?.ToString() ?? "-"),
-            ("task", model.Task.ToString()),
+            ("task", model.Task.ToPeftString()),
             ("layers", Int(model.NumLayers)),
             ("hidden size", Int(model.HiddenSize)),
             ("attention heads", model.NumKeyValueHeads == model.NumAttentionHeads
@@ -59,6 +59,8 @@ internal static class InfoCommand
             ("params", Long(parameters)),
             ("torch_dtype", config.GetString("torch_dtype") ?? "-"),
         };
+        if (model.Task is TaskType.SequenceClassification or TaskType.TokenClassification)
+            lines.Insert(3, ("labels", TaskHeads.LabelNames(config) is { } names ? string.Join(", ", names) : $"{TaskHeads.NumLabels(config)} (unnamed)"));
         string weights = Path.Combine(dir, "model.safetensors");
         if (File.Exists(weights)) lines.Add(("weights", $"model.safetensors, {Bytes(new FileInfo(weights).Length)}"));
         lines.Add(("tokenizer", File.Exists(Path.Combine(dir, "tokenizer.json")) ? "tokenizer.json" : "none"));

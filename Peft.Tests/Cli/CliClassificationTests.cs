@@ -74,6 +74,10 @@ public class CliClassificationTests
         Assert.Equal("animal", config.GetObject("id2label")!["0"]!.GetValue<string>());
         Assert.Equal("tech", config.GetObject("id2label")!["1"]!.GetValue<string>());
         Assert.True(File.Exists(Path.Combine(outDir, "tokenizer.json")), "the tokenizer travels with a trained model folder");
+        var info = CliHarness.Run("info", outDir);
+        info.AssertOk();
+        Assert.Contains("SEQ_CLS", info.Out);
+        Assert.Contains("animal, tech", info.Out);
 
         // Every encoder weight is the base's, bit for bit; only the new classifier moved.
         using var scope = torch.NewDisposeScope();
