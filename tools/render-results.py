@@ -21,8 +21,8 @@ names = {"base": "base (no training)", "lora-qv": "LoRA (PEFT's default targets)
          "adalora": "AdaLoRA", "full": "full fine-tuning", "head": "frozen base + head"}
 out = ["# Demo results", "",
        "Produced by `bash tools/demo-results.sh` on this repository's 2-core CPU machine; every number below is read from "
-       "`docs/results-runs.jsonl`, which that command writes. Learning rates were chosen on the validation splits "
-       "(`tools/lr-sweep.sh`, table at the end); perplexity, accuracy and F1 are reported on the test splits, which "
+       "`docs/results-runs.jsonl`, which that command writes. Settings were either fixed in advance (common defaults) or "
+       "chosen on the validation splits (`tools/lr-sweep.sh`, table at the end); perplexity, accuracy and F1 are reported on the test splits, which "
        "nothing was tuned on. Adapter files are float32 (as PEFT writes them); full fine-tunes are saved in float32 too.", ""]
 checks = []
 if "lm" in meta:
