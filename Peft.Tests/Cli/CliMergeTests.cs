@@ -64,4 +64,18 @@ public class CliMergeTests
         AssertMergedFolder(outDir, "llama_lora");
         Assert.Equal(2, Directory.GetFileSystemEntries(tmp.Path).Length);
     }
+
+    [Fact]
+    public void AnAdapterOnATiedOutputHeadIsRefusedAndNothingIsWritten()
+    {
+        using var tmp = new TempDir();
+        // The demo model ties lm_head to the embeddings; the demo results' LoRA adapts lm_head.
+        string model = Peft.Tests.Demo.DemoModelTests.RepoPath("models/peft-demo");
+        File.WriteAllLines(tmp["text.jsonl"], File.ReadLines(Peft.Tests.Demo.DemoModelTests.RepoPath("data/austen.jsonl")).Take(20));
+        CliHarness.Run("train", "--model", model, "--data", tmp["text.jsonl"], "--format", "text", "--block-size", "64", "--max-steps", "1",
+            "--method", "lora", "--r", "2", "--target-modules", "lm_head", "--out", tmp["adapter"]).AssertOk();
+        CliHarness.Run("merge", model, "--adapter", tmp["adapter"], "--out", tmp["merged"]).AssertBadInput("lm_head", "tied", "unmerged");
+        Assert.False(Directory.Exists(tmp["merged"]));
+        Assert.Equal(["adapter", "text.jsonl"], Directory.GetFileSystemEntries(tmp.Path).Select(Path.GetFileName).Order());
+    }
 }
