@@ -17,7 +17,7 @@ public static class BenchMethods
         ["lora_r64"] = () => Lora(64),
         ["dora"] = () => new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = StringOrList.Of("q_proj", "v_proj"), UseDora = true },
         ["ia3"] = () => new Ia3Config(),
-        ["prefix"] = () => new PrefixTuningConfig { NumVirtualTokens = 20, TaskType = Training.Models.TaskType.CausalLM },
+        ["prefix"] = () => new PrefixTuningConfig { NumVirtualTokens = 20, TaskType = Core.Models.TaskType.CausalLM },
         ["adalora"] = () => new AdaLoraConfig { InitR = 12, TargetR = 8, LoraAlpha = 16, TargetModules = StringOrList.Of("q_proj", "v_proj"), TotalStep = 1000 },
     };
 

@@ -57,9 +57,9 @@ public class TrainCliTests(CliModelFixture fx) : IClassFixture<CliModelFixture>
         Assert.Equal(0.0, steps[0]["lr"]!.GetValue<double>()); // first warmup step, as transformers
         Assert.Equal("done", events[^1]["type"]!.GetValue<string>());
         Assert.True(File.Exists(Path.Combine(outDir, "adapter_model.safetensors")));
-        var config = Peft.Training.Tuners.PeftConfigs.Load(outDir);
+        var config = PeftConfigs.Load(outDir);
         Assert.Equal("LORA", config.PeftType);
-        Assert.Equal(4, ((Peft.Training.Tuners.Lora.LoraConfig)config).R);
+        Assert.Equal(4, ((LoraConfig)config).R);
         Assert.Null(CheckpointStore.Incomplete(Path.Combine(outDir, "checkpoint-3")));
     }
 
@@ -109,7 +109,7 @@ public class TrainCliTests(CliModelFixture fx) : IClassFixture<CliModelFixture>
         Assert.True(code == 0, stderr);
         var first = Events(stdout).First(e => e["type"]!.GetValue<string>() == "step");
         Assert.Equal(5e-4, first["lr"]!.GetValue<double>(), 12);
-        Assert.True(((Peft.Training.Tuners.Lora.LoraConfig)Peft.Training.Tuners.PeftConfigs.Load(outDir)).UseDora);
+        Assert.True(((LoraConfig)PeftConfigs.Load(outDir)).UseDora);
 
         File.WriteAllText(cfg, """{"model": "m", "data": "d", "out": "o", "lora_alpha": "big"}""");
         (code, _, stderr) = Run("--config", cfg);

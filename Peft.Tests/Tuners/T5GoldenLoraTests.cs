@@ -25,7 +25,7 @@ public class T5GoldenLoraTests
         // mt5_lora was made with PEFT's default target modules for mt5.
         using var model = AutoModel.FromPretrained(GoldenData.Dir("mt5_base"));
         var config = PeftConfigs.Load(GoldenData.Dir("mt5_lora"));
-        ((Peft.Training.Tuners.Lora.LoraConfig)config).TargetModules = null;
+        ((LoraConfig)config).TargetModules = null;
         config.InferenceMode = false;
         using var peft = PeftModel.Create(model, config);
         Assert.Equal(GoldenData.Counts("mt5_lora"), peft.GetNbTrainableParameters());

@@ -171,7 +171,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         var info = SafetensorsDTypes.TryParse(entry.DType)!; // validated by Open
         size = info.Size;
-        return info.ScalarType
+        return TorchDTypes.ToScalarType(entry.DType)
             ?? throw new NotSupportedException(
                 $"Tensor '{entry.Name}' in '{Path}' has dtype {entry.DType}, which TorchSharp cannot represent.");
     }

@@ -37,6 +37,9 @@ public abstract class PretrainedModel : nn.Module
     public abstract int NumKeyValueHeads { get; }
     public virtual int HeadDim => HiddenSize / NumAttentionHeads;
     public abstract int VocabSize { get; }
+
+    /// <summary>The dimensions adapter configs are completed and checked against.</summary>
+    public ModelShape Shape => new(Task, NumLayers, HiddenSize, NumAttentionHeads, NumKeyValueHeads, Config);
     public virtual bool IsEncoderDecoder => false;
 
     /// <summary>The word-embedding table (prompt tuning reads it, LoRA can target it).</summary>

@@ -36,7 +36,6 @@ public interface ITuner
 public interface IPeftMethod
 {
     string PeftType { get; }
-    PeftConfig CreateConfig();
     ITuner CreateTuner(PeftModel model);
 }
 

@@ -8,7 +8,6 @@ namespace Peft.Training.Tuners.AdaLora;
 public sealed class AdaLoraMethod : IPeftMethod
 {
     public string PeftType => "ADALORA";
-    public PeftConfig CreateConfig() => new AdaLoraConfig();
     public ITuner CreateTuner(PeftModel model) => new AdaLoraTuner(model);
 }
 

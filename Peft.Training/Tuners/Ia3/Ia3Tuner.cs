@@ -7,7 +7,6 @@ namespace Peft.Training.Tuners.Ia3;
 public sealed class Ia3Method : IPeftMethod
 {
     public string PeftType => "IA3";
-    public PeftConfig CreateConfig() => new Ia3Config();
     public ITuner CreateTuner(PeftModel model) => new Ia3Tuner(model);
 }
 

@@ -8,7 +8,6 @@ namespace Peft.Training.Tuners.Lora;
 public sealed class LoraMethod : IPeftMethod
 {
     public string PeftType => "LORA";
-    public PeftConfig CreateConfig() => new LoraConfig();
     public ITuner CreateTuner(PeftModel model) => new LoraTuner(model);
 }
 

@@ -7,7 +7,6 @@ namespace Peft.Training.Tuners.PTuning;
 public sealed class PTuningMethod : IPeftMethod
 {
     public string PeftType => "P_TUNING";
-    public PeftConfig CreateConfig() => new PromptEncoderConfig();
     public ITuner CreateTuner(PeftModel model) => new PTuningTuner(model);
 }
 

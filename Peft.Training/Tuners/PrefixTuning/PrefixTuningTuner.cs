@@ -8,7 +8,6 @@ namespace Peft.Training.Tuners.PrefixTuning;
 public sealed class PrefixTuningMethod : IPeftMethod
 {
     public string PeftType => "PREFIX_TUNING";
-    public PeftConfig CreateConfig() => new PrefixTuningConfig();
     public ITuner CreateTuner(PeftModel model) => new PrefixTuningTuner(model);
 }
 

@@ -48,7 +48,7 @@ public abstract class PromptLearningTuner : ITuner
         if (config is not PromptLearningConfig cfg)
             throw new PeftConfigException($"{MethodName}: unexpected config type {config.GetType().Name}");
         cfg.Validate();
-        cfg.FillFromModel(Base);
+        cfg.FillFromModel(Base.Shape);
         cfg.Validate();
         CheckModel(cfg);
         var encoder = CreateEncoder(cfg, Base.Device, Owner.Generator);

@@ -7,7 +7,6 @@ namespace Peft.Training.Tuners.PromptTuning;
 public sealed class PromptTuningMethod : IPeftMethod
 {
     public string PeftType => "PROMPT_TUNING";
-    public PeftConfig CreateConfig() => new PromptTuningConfig();
     public ITuner CreateTuner(PeftModel model) => new PromptTuningTuner(model);
 }
 

@@ -1,6 +1,9 @@
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Tuners.Lora;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// The fields LoRA and AdaLoRA share (PEFT's <c>AdaLoraConfig</c> extends <c>LoraConfig</c>): rank, alpha, dropout,

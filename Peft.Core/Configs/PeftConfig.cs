@@ -1,9 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Peft.Training.IO;
-using Peft.Training.Models;
 
-namespace Peft.Training.Tuners;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// Fields every adapter config has (<c>peft_type</c>, <c>task_type</c>, <c>base_model_name_or_path</c> ...). Each method

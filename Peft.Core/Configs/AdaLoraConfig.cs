@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
-using Peft.Training.Tuners.Lora;
 
-namespace Peft.Training.Tuners.AdaLora;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// <c>AdaLoraConfig</c>: the LoRA fields (r is ignored; ranks start at <see cref="InitR"/>) plus the rank-budget

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Models;
+namespace Peft.Core.Models;
 
 /// <summary>
 /// A Hugging Face <c>config.json</c>, kept as raw JSON so unknown keys survive a save, with typed getters that

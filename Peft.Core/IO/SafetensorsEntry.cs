@@ -1,4 +1,4 @@
-namespace Peft.Training.IO;
+namespace Peft.Core.IO;
 
 /// <summary>
 /// One tensor of a safetensors header. <see cref="DType"/> is the safetensors spelling ("F32", "BF16", ...);

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace Peft.Training.IO;
+namespace Peft.Core.IO;
 
 /// <summary>
 /// Parses, validates and writes the JSON header. Validation mirrors the Rust <c>safetensors</c> crate (the reference

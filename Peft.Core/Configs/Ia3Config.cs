@@ -1,6 +1,9 @@
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Tuners.Ia3;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// <c>IA3Config</c>: which layers get a learned scaling vector, and which of them are "feed-forward" (scaled on the

@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
-using Peft.Training.Models;
-using Peft.Training.Tuners.PromptLearning;
 
-namespace Peft.Training.Tuners.PTuning;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>The head that reparameterises P-tuning's table while training.</summary>
 public enum EncoderReparameterizationType { Mlp, Lstm }
@@ -28,7 +29,7 @@ public sealed class PromptEncoderConfig : PromptLearningConfig
         if (EncoderDropout < 0 || EncoderDropout >= 1) throw new PeftConfigException($"PromptEncoderConfig: 'encoder_dropout' must be in [0, 1), got {EncoderDropout}");
     }
 
-    public override void FillFromModel(PretrainedModel model)
+    public override void FillFromModel(ModelShape model)
     {
         base.FillFromModel(model);
         EncoderHiddenSize ??= TokenDim;

@@ -1,6 +1,9 @@
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Tuners.Lora;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// <c>LoraConfig</c> with PEFT's field names and defaults (r=8, lora_alpha=8, dropout 0, bias "none" ...).

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
-using Peft.Training.Models;
 
-namespace Peft.Training.Tuners.PromptLearning;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// Fields shared by the prompt-learning methods (PEFT's <c>PromptLearningConfig</c>). The model-shape fields
@@ -46,7 +48,7 @@ public abstract class PromptLearningConfig : PeftConfig
     /// PEFT's <c>_prepare_prompt_learning_config</c>: missing shape fields come from the model config; the task type
     /// must match the model's head (it decides how virtual tokens enter the model).
     /// </summary>
-    public virtual void FillFromModel(PretrainedModel model)
+    public virtual void FillFromModel(ModelShape model)
     {
         if (TaskType != model.Task)
             throw new PeftConfigException($"{Name}: task_type {TaskType?.ToPeftString()} does not match the model's head ({model.Task.ToPeftString()})");

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
-using Peft.Training.Tuners.PromptLearning;
 
-namespace Peft.Training.Tuners.PromptTuning;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>How the prompt table starts (PEFT's <c>PromptTuningInit</c>).</summary>
 public enum PromptTuningInit

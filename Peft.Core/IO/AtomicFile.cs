@@ -1,4 +1,4 @@
-namespace Peft.Training.IO;
+namespace Peft.Core.IO;
 
 /// <summary>Writes files via a temp file in the same folder and a rename, so readers never see half a file.</summary>
 public static class AtomicFile

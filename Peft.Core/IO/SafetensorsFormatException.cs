@@ -1,4 +1,4 @@
-namespace Peft.Training.IO;
+namespace Peft.Core.IO;
 
 /// <summary>
 /// A safetensors file (or a sharded checkpoint index) is malformed. The message always names the file and the

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Peft.Training.Tuners;
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// PEFT's rules for which modules an adapter targets (<c>check_target_module_exists</c>): a string is a full-match

@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
-using Peft.Training.Models;
-using Peft.Training.Tuners.PromptLearning;
 
-namespace Peft.Training.Tuners.PrefixTuning;
+using Peft.Core.IO;
+using Peft.Core.Models;
+
+namespace Peft.Core.Configs;
 
 /// <summary>
 /// PEFT's <c>PrefixTuningConfig</c> (prefix tuning, also P-tuning v2): per-layer key/value prefixes of
@@ -22,7 +23,7 @@ public sealed class PrefixTuningConfig : PromptLearningConfig
         Positive(EncoderHiddenSize, "encoder_hidden_size");
     }
 
-    public override void FillFromModel(PretrainedModel model)
+    public override void FillFromModel(ModelShape model)
     {
         base.FillFromModel(model);
         // Grouped-query attention caches num_key_value_heads heads, so the prefix is that many heads wide
