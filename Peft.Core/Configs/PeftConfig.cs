@@ -1,3 +1,4 @@
+using Peft.Core;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -96,7 +97,7 @@ public abstract class PeftConfig
     public PeftConfig Clone() => PeftConfigs.Parse((JsonObject)JsonNode.Parse(ToJsonString())!, "(clone)");
 }
 
-public sealed class PeftConfigException(string message) : Exception(message);
+public sealed class PeftConfigException(string message) : PeftUserException(message);
 
 /// <summary>Typed reads from a config JSON object, with errors that name the file and the key.</summary>
 public sealed class JsonFieldReader(JsonObject json, string source)

@@ -1,3 +1,4 @@
+using Peft.Core;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -107,4 +108,4 @@ public sealed class ModelConfig
     public ModelConfig Clone() => new((JsonObject)_json.DeepClone(), SourcePath);
 }
 
-public sealed class ModelConfigException(string message) : Exception(message);
+public sealed class ModelConfigException(string message) : PeftUserException(message);
