@@ -14,9 +14,11 @@ namespace Peft.Cli.Commands;
 
 /// <summary>
 /// <c>peft generate &lt;model_dir&gt; [--adapter [NAME=]DIR]... (--prompt TEXT | --input IN.safetensors --out OUT.safetensors)
-/// [decoding options]</c>: transformers' generate() for causal LMs. A prompt is tokenized with the model folder's
-/// tokenizer.json and the continuation streamed to stdout; a token file (left-padded batch) gives <c>sequences</c>
-/// exactly as generate() returns them.
+/// [decoding options]</c>: transformers' generate() for causal LMs and encoder-decoder (T5/mT5) LMs. A prompt is
+/// tokenized with the model folder's tokenizer.json and the output streamed to stdout (a causal LM echoes the prompt and
+/// continues it; a seq2seq LM prints the decoder's text). A token file gives <c>sequences</c> exactly as generate()
+/// returns them: prompt + new tokens for a causal LM (left-padded batch), decoder_start_token_id + new tokens for a
+/// seq2seq LM (encoder batch padded on either side).
 /// </summary>
 internal static class GenerateCommand
 {
@@ -29,7 +31,7 @@ internal static class GenerateCommand
 
     public static Command Create(CliContext ctx)
     {
-        var modelDir = new Argument<string>("model_dir") { Description = "Causal LM folder (config.json + model.safetensors; tokenizer.json for --prompt)" };
+        var modelDir = new Argument<string>("model_dir") { Description = "Causal LM or seq2seq LM (T5/mT5) folder (config.json + model.safetensors; tokenizer.json for --prompt)" };
         var adapters = new Option<string[]>("--adapter")
         {
             Description = "Adapter folder, named after the folder unless NAME= is given; repeatable, the first is active",
@@ -37,9 +39,9 @@ internal static class GenerateCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var names = new Option<string?>("--adapter-names") { Description = "One adapter per batch row, comma separated (mixed batch; __base__ = no adapter)", HelpName = "a,__base__,b" };
-        var prompt = new Option<string?>("--prompt") { Description = "Text to continue; prints the prompt, then streams the continuation", HelpName = "TEXT" };
-        var input = new Option<string?>("--input") { Description = "safetensors with input_ids [batch, prompt] (pad on the left) and optional attention_mask", HelpName = "IN.safetensors" };
-        var output = new Option<string?>("--out") { Description = "With --input: file to write 'sequences' (int64, prompt included) to", HelpName = "OUT.safetensors" };
+        var prompt = new Option<string?>("--prompt") { Description = "Text to continue (seq2seq: the encoder's input); streams the output", HelpName = "TEXT" };
+        var input = new Option<string?>("--input") { Description = "safetensors with input_ids [batch, prompt] (causal LM: pad on the left; seq2seq: encoder ids, either side) and optional attention_mask", HelpName = "IN.safetensors" };
+        var output = new Option<string?>("--out") { Description = "With --input: file to write 'sequences' (int64; causal LM: prompt included, seq2seq: decoder start token first) to", HelpName = "OUT.safetensors" };
         var scores = new Option<bool>("--output-scores") { Description = "With --input: also write 'scores' [rows, steps, vocab] float32 (beam search: rows = batch x beams)" };
         var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens to generate (default: generation_config.json, else 20)", HelpName = "N" };
         var doSample = new Option<bool?>("--do-sample") { Description = "Sample instead of greedy decoding ('--do-sample false': greedy even if generation_config.json samples)", Arity = ArgumentArity.ZeroOrOne };
@@ -49,7 +51,7 @@ internal static class GenerateCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of the sampling generator, for reproducible samples", HelpName = "S" };
         var beams = new Option<int?>("--num-beams") { Description = "Beam search width (default 1); the continuation is printed at the end", HelpName = "N" };
         var pad = new Option<int?>("--pad-token-id") { Description = "Written after a row finished; without attention_mask, marks padding (default: generation_config.json, else eos)", HelpName = "ID" };
-        var cmd = new Command("generate", "Generate text with a causal LM (greedy, sampling or beam search). " + DecodingHelp)
+        var cmd = new Command("generate", "Generate text with a causal LM or a seq2seq LM (greedy, sampling or beam search). " + DecodingHelp)
         {
             modelDir, adapters, names, prompt, input, output, scores, maxNew, doSample, temperature, topP, topK, seed, beams, pad,
         };
@@ -113,8 +115,9 @@ internal static class GenerateCommand
         var model = ModelLoading.LoadModel(ctx, req.ModelDir, task);
         var peft = req.Adapters.Count > 0 ? ModelLoading.AttachAdapters(ctx, model, req.Adapters) : null; // disposes model on failure
         using IDisposable owner = peft is null ? model : peft;
-        if (model.Task != TaskType.CausalLM || model.IsEncoderDecoder) // checked before the prompt is echoed
-            throw new UsageException($"{req.ModelDir}: generate needs a decoder-only causal LM; this is {model.ModelType} ({model.Task})");
+        bool generates = model.IsEncoderDecoder ? model.Task == TaskType.Seq2SeqLM : model.Task == TaskType.CausalLM;
+        if (!generates) // checked before the prompt is echoed
+            throw new UsageException($"{req.ModelDir}: generate needs a causal LM or a seq2seq LM; this is {model.ModelType} ({model.Task.ToPeftString()})");
         ICausalLmRunner runner = peft is null ? new ModelRunner(model) : new PeftModelRunner(peft);
         var defaults = GenerationConfig.ForModel(model);
         var options = req.Options with { AdapterNames = req.RowNames, Defaults = defaults, OutputScores = req.OutputScores };
@@ -169,8 +172,10 @@ internal static class GenerateCommand
         using var inputIds = torch.tensor(ids.Select(i => (long)i).ToArray(), [1, ids.Count]);
         // An explicit all-ones mask: the prompt has no padding, even if it contains the pad id (transformers would mask it).
         using var mask = torch.ones_like(inputIds);
-        var streamer = new TokenStreamer(tokenizer, ids, ctx.Out);
-        ctx.Out.Write(prompt);
+        // A causal LM continues the prompt (echoed first); a seq2seq LM writes a new text from its decoder start token.
+        bool seq2seq = runner.Model.IsEncoderDecoder;
+        var streamer = new TokenStreamer(tokenizer, seq2seq ? [] : ids, ctx.Out);
+        if (!seq2seq) ctx.Out.Write(prompt);
         ctx.Out.Flush();
         bool beams = (options.NumBeams ?? options.Defaults?.NumBeams ?? 1) > 1;
         if (!beams)

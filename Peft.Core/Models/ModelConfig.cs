@@ -78,6 +78,15 @@ public sealed class ModelConfig
         return null;
     }
 
+    /// <summary>A dropout probability (first of <paramref name="keys"/> present), in [0, 1] as torch requires.</summary>
+    public double GetRate(double fallback, params string[] keys)
+    {
+        double p = TryGetDouble(keys) ?? fallback;
+        string key = keys.FirstOrDefault(k => _json.TryGetPropertyValue(k, out var v) && v is not null) ?? keys[0];
+        if (p is < 0 or > 1 || double.IsNaN(p)) throw Error(key, $"is a dropout probability and must be between 0 and 1, got {p}");
+        return p;
+    }
+
     public bool GetBool(string key, bool fallback)
     {
         if (!_json.TryGetPropertyValue(key, out var v) || v is null) return fallback;

@@ -96,13 +96,14 @@ public class CliCombineTests
     }
 
     [Fact]
-    public void FullRankSvdReproducesCat()
+    public void FullRankSvdReproducesCatWithTheScalingAppliedTwice()
     {
         using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
-        string[] sources = ["--adapter", AdapterA, "--adapter", AdapterB, "--weights", "0.8,0.5"];
-        string cat = Combine(tmp, "cat", [.. sources, "--combination-type", "cat"]);
-        string svd = Combine(tmp, "svd", [.. sources, "--combination-type", "svd", "--svd-rank", "8"]);
+        string[] sources = ["--adapter", AdapterA, "--adapter", AdapterB];
+        // Both sources have scaling 2: cat builds Σ wᵢ·2·ΔWᵢ, PEFT's svd Σ wᵢ·4·ΔWᵢ, so halved svd weights match cat.
+        string cat = Combine(tmp, "cat", [.. sources, "--weights", "0.8,0.5", "--combination-type", "cat"]);
+        string svd = Combine(tmp, "svd", [.. sources, "--weights", "0.4,0.25", "--combination-type", "svd", "--svd-rank", "8"]);
         Assert.Equal(8, ((LoraConfig)PeftConfigs.Load(svd)).R);
         GoldenData.AssertClose(LogitsWith(cat), LogitsWith(svd), 1e-4, "svd rank 8 vs cat");
     }

@@ -29,6 +29,23 @@ public static class GoldenData
         Assert.True(diff <= tol, $"{what}: max |diff| = {diff:E3} > {tol:E1}");
     }
 
+    /// <summary>
+    /// A copy of a golden model folder with every dropout rate in config.json set to 0: the training references ran
+    /// in eval mode (no dropout), while a trainer runs the model in training mode, where the configured rates apply.
+    /// </summary>
+    public static string ZeroDropoutCopy(string caseName, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.GetFiles(Dir(caseName))) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        string path = Path.Combine(target, "config.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        var rates = json.Where(kv => kv.Key.Contains("drop", StringComparison.Ordinal) && kv.Value is System.Text.Json.Nodes.JsonValue v
+            && v.TryGetValue<double>(out _)).Select(kv => kv.Key).ToList();
+        foreach (var key in rates) json[key] = 0.0;
+        File.WriteAllText(path, json.ToJsonString());
+        return target;
+    }
+
     /// <summary>(trainable, all) from the case's info.json.</summary>
     public static (long Trainable, long All) Counts(string caseName)
     {

@@ -29,6 +29,10 @@ public class AdapterCombinationTests
         return sum;
     }
 
+    /// <summary>Σ wᵢ·sᵢ²·Bᵢ·Aᵢ: PEFT 0.10's svd family weighs the already-scaled ΔWᵢ by wᵢ·sᵢ (scaling twice).</summary>
+    private static double[] SvdWeights(IReadOnlyList<LoraFactors> sources, IReadOnlyList<double> w) =>
+        sources.Select((s, i) => w[i] * s.Scaling).ToArray();
+
     private static void AllClose(Tensor expected, Tensor actual, double tol)
     {
         Assert.Equal(expected.shape, actual.shape);
@@ -157,7 +161,7 @@ public class AdapterCombinationTests
     }
 
     [Fact]
-    public void Svd_FullRankReproducesWeightedSum()
+    public void Svd_FullRankReproducesPeftsWeightedSumWithScalingTwice()
     {
         using var scope = NewDisposeScope();
         LoraFactors[] sources = [Source(2, 0.5, 13), Source(2, 2.0, 14)];
@@ -165,7 +169,9 @@ public class AdapterCombinationTests
         var (a, b) = AdapterCombination.Combine(sources, w, CombinationType.Svd, new CombineOptions(SvdRank: Out));
         Assert.Equal(new long[] { Out, In }, a.shape);
         Assert.Equal(new long[] { Out, Out }, b.shape);
-        AllClose(WeightedDelta(sources, w), b.matmul(a), 1e-5);
+        AllClose(WeightedDelta(sources, SvdWeights(sources, w)), b.matmul(a), 1e-5);
+        // Not the once-scaled sum that cat builds (the scalings here are 0.5 and 2).
+        Assert.True((WeightedDelta(sources, w) - b.matmul(a)).abs().max().item<double>() > 0.1);
         // A = Vh has orthonormal rows.
         AllClose(eye(Out, dtype: ScalarType.Float64), a.matmul(a.t()), 1e-10);
     }
@@ -180,7 +186,7 @@ public class AdapterCombinationTests
         Assert.Equal(new long[] { 2, In }, a.shape);
         Assert.Equal(new long[] { Out, 2 }, b.shape);
         // Eckart–Young: the rank-2 truncation of the exact ΔW.
-        var (u, s, vh) = linalg.svd(WeightedDelta(sources, w), fullMatrices: false);
+        var (u, s, vh) = linalg.svd(WeightedDelta(sources, SvdWeights(sources, w)), fullMatrices: false);
         var best = u[.., ..2].matmul(diag(s[..2])).matmul(vh[..2, ..]);
         AllClose(best, b.matmul(a), 1e-10);
         AllClose(s[..2], linalg.vector_norm(b, dims: [0]), 1e-10);
@@ -226,7 +232,8 @@ public class AdapterCombinationTests
         var (a, b) = AdapterCombination.Combine(sources, w, CombinationType.MagnitudePruneSvd,
             new CombineOptions(SvdRank: Out, Density: 0.5));
         var deltas = sources.Select(s => Ref.Prune(D(s.B.matmul(s.A) * s.Scaling), 0.5)).ToArray();
-        var expect = deltas[0].Select((x, j) => w[0] * x + w[1] * deltas[1][j]).ToArray();
+        var f = SvdWeights(sources, w);
+        var expect = deltas[0].Select((x, j) => f[0] * x + f[1] * deltas[1][j]).ToArray();
         AllClose(tensor(expect, [Out, In]), b.matmul(a), 1e-10);
     }
 
@@ -241,7 +248,7 @@ public class AdapterCombinationTests
         var (a, b) = AdapterCombination.Combine(sources, w, CombinationType.TiesSvd,
             new CombineOptions(SvdRank: Out, Density: 0.5, MajoritySign: MajoritySignMethod.Frequency, FanInFanOut: fanInFanOut));
         var deltas = sources.Select(s => Ref.Prune(D(s.B.matmul(s.A) * s.Scaling), 0.5)).ToArray();
-        AllClose(tensor(Ref.Ties(deltas, w, true), [Out, In]), b.matmul(a), 1e-10);
+        AllClose(tensor(Ref.Ties(deltas, SvdWeights(sources, w), true), [Out, In]), b.matmul(a), 1e-10);
     }
 
     [Fact]

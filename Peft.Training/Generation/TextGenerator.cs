@@ -36,6 +36,8 @@ public static class TextGenerator
             throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
         var settings = GenerationSettings.Resolve(options, options.Defaults ?? GenerationConfig.ForModel(model), inputIds.shape[0]);
 
+        // Generation never drops out, even on a model left in training mode (transformers would, if not set to eval).
+        using var evalMode = new EvalMode(model);
         using var noGrad = torch.no_grad();
         using var outer = torch.NewDisposeScope();
         // alias(): never dispose the caller's tensors, whether or not .to() had to copy.
@@ -49,6 +51,25 @@ public static class TextGenerator
         result.Sequences.MoveToOuterDisposeScope();
         if (result.Scores is not null) foreach (var s in result.Scores) s.MoveToOuterDisposeScope();
         return result;
+    }
+
+    /// <summary>Puts a module in eval mode for a scope and restores training mode after it.</summary>
+    private readonly struct EvalMode : IDisposable
+    {
+        private readonly nn.Module _module;
+        private readonly bool _wasTraining;
+
+        public EvalMode(nn.Module module)
+        {
+            _module = module;
+            _wasTraining = module.training;
+            if (_wasTraining) module.eval();
+        }
+
+        public void Dispose()
+        {
+            if (_wasTraining) _module.train();
+        }
     }
 
     /// <summary>transformers: mask out pad tokens if the pad id occurs in the prompt and is not an eos id, else all ones.</summary>

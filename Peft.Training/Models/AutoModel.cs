@@ -187,6 +187,8 @@ public static class AutoModel
             throw;
         }
         model.NameOrPath = modelDir;
+        // As transformers' from_pretrained: a loaded model starts in eval mode (no dropout) until a trainer calls train().
+        model.eval();
         return model;
     }
 }

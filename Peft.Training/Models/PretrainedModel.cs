@@ -62,6 +62,13 @@ public abstract class PretrainedModel : nn.Module
     /// </summary>
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>
+    /// The source of every dropout mask of this model (the family's configured dropout in training mode; off in eval
+    /// and generation). Its <see cref="DropoutSource.Generator"/> is null by default (the global RNG); a training run
+    /// sets its own generator there.
+    /// </summary>
+    public DropoutSource Dropout { get; } = new();
+
     /// <summary>Runs one decoder layer, checkpointed when <see cref="GradientCheckpointing"/> is on (the shared hook of every family).</summary>
     protected Tensor RunDecoderLayer(nn.Module layer, Tensor hidden, IReadOnlyList<Tensor> constants, GradientCheckpoint.Block run, bool usesCache)
     {
@@ -69,7 +76,7 @@ public abstract class PretrainedModel : nn.Module
         var trainable = layer.parameters().Where(p => p.requires_grad).ToList();
         // Nothing inside or before the layer needs a gradient: a plain no-graph forward is all checkpointing would do.
         if (trainable.Count == 0 && !hidden.requires_grad) return run(hidden, constants);
-        return GradientCheckpoint.Run(run, hidden, constants, trainable);
+        return GradientCheckpoint.Run(run, hidden, constants, trainable, Dropout);
     }
 
     /// <summary>Parameters by HF name, each tensor once (tied aliases dropped), in registration order.</summary>

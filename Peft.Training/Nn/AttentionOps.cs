@@ -14,15 +14,26 @@ public static class AttentionOps
         long? slidingWindow = null)
     {
         using var scope = torch.NewDisposeScope();
+        var keep = CausalKeep(attentionMask, batch, queryLen, pastLen, device, slidingWindow);
+        return MaskFromBool(keep, dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Bool [batch, 1, q, past+q] (batch 1 when <paramref name="attentionMask"/> is null): true where a query may
+    /// attend (key not in the future, inside the sliding window, not padding).
+    /// </summary>
+    public static Tensor CausalKeep(Tensor? attentionMask, long batch, long queryLen, long pastLen, Device device, long? slidingWindow = null)
+    {
+        using var scope = torch.NewDisposeScope();
         long keyLen = pastLen + queryLen;
         var q = torch.arange(pastLen, keyLen, device: device).unsqueeze(1);   // absolute query positions
         var k = torch.arange(keyLen, device: device).unsqueeze(0);
         var allowed = k <= q;
         if (slidingWindow is long w) allowed = allowed & (k > q - w);
-        var keep = allowed.unsqueeze(0).unsqueeze(0).expand(batch, 1, queryLen, keyLen);
+        var keep = allowed.unsqueeze(0).unsqueeze(0);
         if (attentionMask is not null)
-            keep = keep & attentionMask.to(ScalarType.Bool).view(batch, 1, 1, keyLen);
-        return MaskFromBool(keep, dtype).MoveToOuterDisposeScope();
+            keep = keep.expand(batch, 1, queryLen, keyLen) & attentionMask.to(ScalarType.Bool).view(batch, 1, 1, keyLen);
+        return keep.MoveToOuterDisposeScope();
     }
 
     /// <summary>Bidirectional padding mask [batch, 1, 1, keys] (encoders).</summary>
@@ -57,15 +68,32 @@ public static class AttentionOps
         return x.unsqueeze(2).expand(b, h, groups, s, d).reshape(b, h * groups, s, d);
     }
 
-    /// <summary>softmax(q·kᵀ·scale + mask)·v with the softmax in float32 (as transformers' eager attention).</summary>
-    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? additiveMask, double scale, Tensor? bias = null)
+    /// <summary>
+    /// softmax(q·kᵀ·scale + bias, masked)·v with the softmax in float32 (transformers' eager attention) and
+    /// <paramref name="dropout"/> on the probabilities (training). How the mask enters differs per family in
+    /// transformers, and it shows on a query that may attend to nothing (a pad position of a left-padded row, whose
+    /// label is the first real token): all its scores are the dtype's minimum, the softmax is uniform over them, and
+    /// the operation decides which scores get gradients:
+    /// <list type="bullet">
+    /// <item><paramref name="additiveMask"/> alone (Llama, T5, BERT: <c>scores + mask</c>): every score does;</item>
+    /// <item><paramref name="masked"/> (bool, true = replaced by the minimum: BLOOM's <c>masked_fill</c>, GPT-2's causal
+    /// <c>torch.where</c>, whose padding is then added): replaced scores get none;</item>
+    /// <item><paramref name="clampToMin"/> (OPT: <c>max(scores + mask, min)</c>): masked scores tie with the minimum,
+    /// and a tie passes half the gradient.</item>
+    /// </list>
+    /// </summary>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? additiveMask, double scale, Tensor? bias = null,
+        Tensor? masked = null, bool clampToMin = false, Func<Tensor, Tensor>? dropout = null)
     {
         using var scope = torch.NewDisposeScope();
         var scores = q.matmul(k.transpose(-1, -2));
         if (scale != 1.0) scores = scores * scale;
         if (bias is not null) scores = scores + bias;
+        if (masked is not null) scores = scores.masked_fill(masked, MinValue(scores.dtype));
         if (additiveMask is not null) scores = scores + additiveMask;
+        if (clampToMin) scores = torch.maximum(scores, torch.full(1, MinValue(scores.dtype), scores.dtype, scores.device));
         var probs = scores.softmax(-1, ScalarType.Float32).to(q.dtype);
+        if (dropout is not null) probs = dropout(probs);
         return probs.matmul(v).MoveToOuterDisposeScope();
     }
 }

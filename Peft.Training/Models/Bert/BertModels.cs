@@ -19,7 +19,7 @@ public abstract class BertFamilyModel : PretrainedModel
     {
         Typed = BertConfig.From(config);
         _bare = bare;
-        Main = new BertMain(Typed, withPooler, device, dtype);
+        Main = new BertMain(Typed, withPooler, Dropout, device, dtype);
         if (!bare) register_module(Typed.BasePrefix, Main);
         else
         {
@@ -60,7 +60,7 @@ public abstract class BertFamilyModel : PretrainedModel
     /// <summary>The head on the last hidden state [batch, seq, hidden].</summary>
     private protected abstract Tensor Head(Tensor sequence);
 
-    private protected Tensor Dropout(Tensor x) => nn.functional.dropout(x, Typed.ClassifierDropout, training);
+    private protected Tensor HeadDropout(Tensor x) => Dropout.Apply(x, Typed.ClassifierDropout, training);
 }
 
 /// <summary>
@@ -89,7 +89,7 @@ public sealed class BertForSequenceClassification : BertFamilyModel
         register_module("classifier", _classifier);
     }
 
-    private protected override Tensor Head(Tensor sequence) => _classifier.forward(Dropout(Main.pooler!.forward(sequence)));
+    private protected override Tensor Head(Tensor sequence) => _classifier.forward(HeadDropout(Main.pooler!.forward(sequence)));
 }
 
 /// <summary>
@@ -110,8 +110,8 @@ public sealed class RobertaForSequenceClassification : BertFamilyModel
     private protected override Tensor Head(Tensor sequence)
     {
         using var scope = torch.NewDisposeScope();
-        var x = Dropout(sequence.select(1, 0));
-        x = Dropout(_classifier.dense.forward(x).tanh());
+        var x = HeadDropout(sequence.select(1, 0));
+        x = HeadDropout(_classifier.dense.forward(x).tanh());
         return _classifier.out_proj.forward(x).MoveToOuterDisposeScope();
     }
 }
@@ -145,7 +145,7 @@ public sealed class BertForTokenClassification : BertFamilyModel
         register_module("classifier", _classifier);
     }
 
-    private protected override Tensor Head(Tensor sequence) => _classifier.forward(Dropout(sequence));
+    private protected override Tensor Head(Tensor sequence) => _classifier.forward(HeadDropout(sequence));
 }
 
 /// <summary>

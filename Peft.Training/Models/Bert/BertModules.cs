@@ -14,10 +14,12 @@ internal sealed class BertEmbeddings : nn.Module
     public readonly EmbeddingLayer word_embeddings, position_embeddings, token_type_embeddings;
     public readonly LayerNormLayer LayerNorm;
     private readonly BertConfig _c;
+    private readonly DropoutSource _dropout;
 
-    public BertEmbeddings(BertConfig c, Device device, ScalarType dtype) : base(nameof(BertEmbeddings))
+    public BertEmbeddings(BertConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertEmbeddings))
     {
         _c = c;
+        _dropout = dropout;
         word_embeddings = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype, c.PadTokenId);
         // RoBERTa's position table reserves rows 0..pad for padding, so its init zeroes the pad row too.
         position_embeddings = new EmbeddingLayer(c.MaxPositions, c.HiddenSize, device, dtype, c.IsRoberta ? c.PadTokenId : null);
@@ -34,7 +36,7 @@ internal sealed class BertEmbeddings : nn.Module
         var positions = args.PositionIds ?? DefaultPositions(args.InputsEmbeds is null ? args.InputIds : null, b, s, past, embeds.device);
         var types = args.TokenTypeIds ?? torch.zeros(b, s, ScalarType.Int64, embeds.device);
         var h = embeds + token_type_embeddings.forward(types) + position_embeddings.forward(positions);
-        h = nn.functional.dropout(LayerNorm.forward(h), _c.HiddenDropout, training);
+        h = _dropout.Apply(LayerNorm.forward(h), _c.HiddenDropout, training);
         return h.MoveToOuterDisposeScope();
     }
 
@@ -56,14 +58,16 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, EncoderContext, Tens
 {
     private readonly LinearLayer query, key, value;
     private readonly int _layer, _heads, _headDim;
-    private readonly double _dropout;
+    private readonly double _attnDrop;
+    private readonly DropoutSource _dropout;
 
-    public BertSelfAttention(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertSelfAttention))
+    public BertSelfAttention(BertConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertSelfAttention))
     {
         _layer = layer;
         _heads = c.NumHeads;
         _headDim = c.HiddenSize / c.NumHeads;
-        _dropout = c.AttentionDropout;
+        _dropout = dropout;
+        _attnDrop = c.AttentionDropout;
         query = new LinearLayer(c.HiddenSize, c.HiddenSize, true, device, dtype);
         key = new LinearLayer(c.HiddenSize, c.HiddenSize, true, device, dtype);
         value = new LinearLayer(c.HiddenSize, c.HiddenSize, true, device, dtype);
@@ -80,17 +84,7 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, EncoderContext, Tens
         var v = Heads(value.forward(x));
         // Prefix tuning feeds virtual keys/values through the cache (transformers' past_key_value).
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
-        double scale = 1.0 / Math.Sqrt(_headDim);
-        Tensor attn;
-        if (training && _dropout > 0)
-        {
-            // Only training needs the probabilities themselves (dropout on them, as BERT does).
-            var scores = q.matmul(k.transpose(-1, -2)) * scale;
-            if (ctx.Mask is not null) scores = scores + ctx.Mask;
-            var probs = nn.functional.dropout(scores.softmax(-1, ScalarType.Float32).to(q.dtype), _dropout, true);
-            attn = probs.matmul(v);
-        }
-        else attn = AttentionOps.Attend(q, k, v, ctx.Mask, scale);
+        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim), dropout: p => _dropout.Apply(p, _attnDrop, training));
         return attn.transpose(1, 2).reshape(b, s, _heads * _headDim).MoveToOuterDisposeScope();
     }
 }
@@ -100,20 +94,22 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly LinearLayer dense;
     private readonly LayerNormLayer LayerNorm;
-    private readonly double _dropout;
+    private readonly double _rate;
+    private readonly DropoutSource _dropout;
 
-    public BertResidualOutput(BertConfig c, int inFeatures, Device device, ScalarType dtype) : base(nameof(BertResidualOutput))
+    public BertResidualOutput(BertConfig c, int inFeatures, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertResidualOutput))
     {
         dense = new LinearLayer(inFeatures, c.HiddenSize, true, device, dtype);
         LayerNorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
-        _dropout = c.HiddenDropout;
+        _dropout = dropout;
+        _rate = c.HiddenDropout;
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var scope = torch.NewDisposeScope();
-        var h = nn.functional.dropout(dense.forward(x), _dropout, training);
+        var h = _dropout.Apply(dense.forward(x), _rate, training);
         return LayerNorm.forward(h + residual).MoveToOuterDisposeScope();
     }
 }
@@ -123,10 +119,10 @@ internal sealed class BertAttention : nn.Module<Tensor, EncoderContext, Tensor>
     private readonly BertSelfAttention self;
     private readonly BertResidualOutput output;
 
-    public BertAttention(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertAttention))
+    public BertAttention(BertConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertAttention))
     {
-        self = new BertSelfAttention(c, layer, device, dtype);
-        output = new BertResidualOutput(c, c.HiddenSize, device, dtype);
+        self = new BertSelfAttention(c, layer, dropout, device, dtype);
+        output = new BertResidualOutput(c, c.HiddenSize, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -162,11 +158,11 @@ internal sealed class BertLayer : nn.Module<Tensor, EncoderContext, Tensor>
     private readonly BertIntermediate intermediate;
     private readonly BertResidualOutput output;
 
-    public BertLayer(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertLayer))
+    public BertLayer(BertConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertLayer))
     {
-        attention = new BertAttention(c, layer, device, dtype);
+        attention = new BertAttention(c, layer, dropout, device, dtype);
         intermediate = new BertIntermediate(c, device, dtype);
-        output = new BertResidualOutput(c, c.IntermediateSize, device, dtype);
+        output = new BertResidualOutput(c, c.IntermediateSize, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -182,9 +178,9 @@ internal sealed class BertEncoder : nn.Module
 {
     public readonly ModuleList<BertLayer> layer;
 
-    public BertEncoder(BertConfig c, Device device, ScalarType dtype) : base(nameof(BertEncoder))
+    public BertEncoder(BertConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertEncoder))
     {
-        layer = new ModuleList<BertLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new BertLayer(c, i, device, dtype)).ToArray());
+        layer = new ModuleList<BertLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new BertLayer(c, i, dropout, device, dtype)).ToArray());
         RegisterComponents();
     }
 }
@@ -217,10 +213,10 @@ internal sealed class BertMain : nn.Module
     public readonly BertEncoder encoder;
     public readonly BertPooler? pooler;
 
-    public BertMain(BertConfig c, bool withPooler, Device device, ScalarType dtype) : base(nameof(BertMain))
+    public BertMain(BertConfig c, bool withPooler, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BertMain))
     {
-        embeddings = new BertEmbeddings(c, device, dtype);
-        encoder = new BertEncoder(c, device, dtype);
+        embeddings = new BertEmbeddings(c, dropout, device, dtype);
+        encoder = new BertEncoder(c, dropout, device, dtype);
         if (withPooler) pooler = new BertPooler(c, device, dtype);
         RegisterComponents();
     }

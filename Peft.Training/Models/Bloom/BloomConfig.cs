@@ -9,6 +9,9 @@ public sealed record BloomConfig
     public required int NumHeads { get; init; }
     public double LayerNormEps { get; init; } = 1e-5;
     public bool ResidualPostLayerNorm { get; init; }
+    /// <summary><c>hidden_dropout</c> on each residual branch, <c>attention_dropout</c> on the attention probabilities.</summary>
+    public double HiddenDropout { get; init; }
+    public double AttentionDropout { get; init; }
 
     public static BloomConfig From(ModelConfig c)
     {
@@ -24,6 +27,8 @@ public sealed record BloomConfig
             NumHeads = heads,
             LayerNormEps = c.GetDouble("layer_norm_epsilon", 1e-5),
             ResidualPostLayerNorm = c.GetBool("apply_residual_connection_post_layernorm", false),
+            HiddenDropout = c.GetRate(0.0, "hidden_dropout"),
+            AttentionDropout = c.GetRate(0.0, "attention_dropout"),
         };
     }
 

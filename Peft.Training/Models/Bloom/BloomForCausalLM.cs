@@ -18,7 +18,7 @@ public sealed class BloomForCausalLM : PretrainedModel
         : base(nameof(BloomForCausalLM), config, TaskType.CausalLM, device, dtype)
     {
         Typed = BloomConfig.From(config);
-        transformer = new BloomBackbone(Typed, device, dtype);
+        transformer = new BloomBackbone(Typed, Dropout, device, dtype);
         lm_head = new LinearLayer(transformer.word_embeddings.weight);
         RegisterComponents();
     }

@@ -12,7 +12,7 @@ public sealed class BloomHeadModel : DecoderHeadModel
     public BloomHeadModel(ModelConfig config, TaskType task, Device device, ScalarType dtype) : base("Bloom", config, task, device, dtype)
     {
         Typed = BloomConfig.From(config);
-        _transformer = new BloomBackbone(Typed, device, dtype);
+        _transformer = new BloomBackbone(Typed, Dropout, device, dtype);
         register_module("transformer", _transformer);
         AddHead(Typed.HiddenSize, device, dtype, "hidden_dropout");
     }

@@ -5,17 +5,22 @@ using static TorchSharp.torch;
 
 namespace Peft.Training.Models.Bloom;
 
-internal sealed record BloomContext(Tensor Mask, Tensor Alibi, KvCache? Cache);
+/// <summary>Per-forward state: <paramref name="Masked"/> is bool (true = future or padding key), applied with masked_fill.</summary>
+internal sealed record BloomContext(Tensor Masked, Tensor Alibi, KvCache? Cache);
 
 #pragma warning disable IDE1006 // field names are the HF state-dict names
 internal sealed class BloomAttention : nn.Module<Tensor, BloomContext, Tensor>
 {
     private readonly LinearLayer query_key_value, dense;
     private readonly int _layer, _heads, _headDim;
+    private readonly DropoutSource _dropout;
+    private readonly double _attnDrop;
 
-    public BloomAttention(BloomConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BloomAttention))
+    public BloomAttention(BloomConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BloomAttention))
     {
         _layer = layer;
+        _dropout = dropout;
+        _attnDrop = c.AttentionDropout;
         _heads = c.NumHeads;
         _headDim = c.HiddenSize / c.NumHeads;
         query_key_value = new LinearLayer(c.HiddenSize, 3 * c.HiddenSize, true, device, dtype);
@@ -33,7 +38,9 @@ internal sealed class BloomAttention : nn.Module<Tensor, BloomContext, Tensor>
         var k = fused.select(3, 1).transpose(1, 2);
         var v = fused.select(3, 2).transpose(1, 2);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
-        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim), ctx.Alibi);
+        // transformers' BLOOM replaces masked scores (masked_fill), so they get no gradient.
+        var attn = AttentionOps.Attend(q, k, v, null, 1.0 / Math.Sqrt(_headDim), ctx.Alibi, masked: ctx.Masked,
+            dropout: p => _dropout.Apply(p, _attnDrop, training));
         return dense.forward(attn.transpose(1, 2).reshape(b, s, _heads * _headDim)).MoveToOuterDisposeScope();
     }
 }
@@ -62,11 +69,15 @@ internal sealed class BloomBlock : nn.Module<Tensor, BloomContext, Tensor>
     private readonly BloomAttention self_attention;
     private readonly BloomMlp mlp;
     private readonly bool _residualPostLn;
+    private readonly DropoutSource _dropout;
+    private readonly double _hiddenDrop;
 
-    public BloomBlock(BloomConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BloomBlock))
+    public BloomBlock(BloomConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BloomBlock))
     {
+        _dropout = dropout;
+        _hiddenDrop = c.HiddenDropout;
         input_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
-        self_attention = new BloomAttention(c, layer, device, dtype);
+        self_attention = new BloomAttention(c, layer, dropout, device, dtype);
         post_attention_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         mlp = new BloomMlp(c, device, dtype);
         _residualPostLn = c.ResidualPostLayerNorm;
@@ -77,9 +88,10 @@ internal sealed class BloomBlock : nn.Module<Tensor, BloomContext, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var ln1 = input_layernorm.forward(x);
-        var h = (_residualPostLn ? ln1 : x) + self_attention.forward(ln1, ctx);
+        // transformers' dropout_add: residual + dropout(branch), after the attention's dense and the MLP's dense_4h_to_h.
+        var h = (_residualPostLn ? ln1 : x) + _dropout.Apply(self_attention.forward(ln1, ctx), _hiddenDrop, training);
         var ln2 = post_attention_layernorm.forward(h);
-        return ((_residualPostLn ? ln2 : h) + mlp.forward(ln2)).MoveToOuterDisposeScope();
+        return ((_residualPostLn ? ln2 : h) + _dropout.Apply(mlp.forward(ln2), _hiddenDrop, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -91,11 +103,11 @@ internal sealed class BloomBackbone : nn.Module
     public readonly ModuleList<BloomBlock> h;
     private readonly float[] _slopes;
 
-    public BloomBackbone(BloomConfig c, Device device, ScalarType dtype) : base(nameof(BloomBackbone))
+    public BloomBackbone(BloomConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(BloomBackbone))
     {
         word_embeddings = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
         word_embeddings_layernorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
-        h = new ModuleList<BloomBlock>(Enumerable.Range(0, c.NumLayers).Select(i => new BloomBlock(c, i, device, dtype)).ToArray());
+        h = new ModuleList<BloomBlock>(Enumerable.Range(0, c.NumLayers).Select(i => new BloomBlock(c, i, dropout, device, dtype)).ToArray());
         ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         _slopes = BloomConfig.AlibiSlopes(c.NumHeads);
         RegisterComponents();
@@ -113,13 +125,13 @@ internal sealed class BloomBackbone : nn.Module
         var keyPos = ((mask.cumsum(1, ScalarType.Int64) - 1) * mask).to(ScalarType.Float32);
         var slopes = torch.tensor(_slopes, ScalarType.Float32, embeds.device).view(1, -1, 1, 1);
         var alibi = (slopes * keyPos.view(b, 1, 1, -1)).to(hidden.dtype);
-        var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
+        var masked = AttentionOps.CausalKeep(mask, b, s, past, hidden.device).logical_not();
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var block in h)
         {
             states?.Add(hidden.alias());
             GradientCheckpoint.Block run = (x, c) => block.forward(x, new BloomContext(c[0], c[1], args.Cache));
-            hidden = runLayer is null ? run(hidden, [additive, alibi]) : runLayer(block, hidden, [additive, alibi], run, args.Cache is not null);
+            hidden = runLayer is null ? run(hidden, [masked, alibi]) : runLayer(block, hidden, [masked, alibi], run, args.Cache is not null);
         }
         hidden = ln_f.forward(hidden);
         states?.Add(hidden.alias());

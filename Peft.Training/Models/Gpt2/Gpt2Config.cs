@@ -13,6 +13,11 @@ public sealed record Gpt2Config
     public string Activation { get; init; } = "gelu_new";
     public bool ScaleAttnWeights { get; init; } = true;
     public bool ScaleAttnByInverseLayerIdx { get; init; }
+    /// <summary>Dropout after the embeddings (<c>embd_pdrop</c>), on attention probabilities (<c>attn_pdrop</c>) and on
+    /// each residual branch (<c>resid_pdrop</c>); transformers' defaults are 0.1.</summary>
+    public double EmbdPdrop { get; init; } = 0.1;
+    public double AttnPdrop { get; init; } = 0.1;
+    public double ResidPdrop { get; init; } = 0.1;
 
     public static Gpt2Config From(ModelConfig c)
     {
@@ -36,6 +41,9 @@ public sealed record Gpt2Config
             Activation = c.GetString("activation_function") ?? "gelu_new",
             ScaleAttnWeights = c.GetBool("scale_attn_weights", true),
             ScaleAttnByInverseLayerIdx = c.GetBool("scale_attn_by_inverse_layer_idx", false),
+            EmbdPdrop = c.GetRate(0.1, "embd_pdrop"),
+            AttnPdrop = c.GetRate(0.1, "attn_pdrop"),
+            ResidPdrop = c.GetRate(0.1, "resid_pdrop"),
         };
     }
 }

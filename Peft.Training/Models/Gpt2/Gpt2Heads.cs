@@ -12,7 +12,7 @@ public sealed class Gpt2HeadModel : DecoderHeadModel
     public Gpt2HeadModel(ModelConfig config, TaskType task, Device device, ScalarType dtype) : base("Gpt2", config, task, device, dtype)
     {
         Typed = Gpt2Config.From(config);
-        _transformer = new Gpt2Backbone(Typed, device, dtype);
+        _transformer = new Gpt2Backbone(Typed, Dropout, device, dtype);
         register_module("transformer", _transformer);
         AddHead(Typed.HiddenSize, device, dtype, "hidden_dropout");
     }

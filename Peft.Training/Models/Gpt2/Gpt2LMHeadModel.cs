@@ -18,7 +18,7 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
         : base(nameof(Gpt2LMHeadModel), config, TaskType.CausalLM, device, dtype)
     {
         Typed = Gpt2Config.From(config);
-        transformer = new Gpt2Backbone(Typed, device, dtype);
+        transformer = new Gpt2Backbone(Typed, Dropout, device, dtype);
         lm_head = new LinearLayer(transformer.wte.weight);
         RegisterComponents();
     }

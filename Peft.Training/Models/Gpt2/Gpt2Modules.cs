@@ -5,18 +5,27 @@ using static TorchSharp.torch;
 
 namespace Peft.Training.Models.Gpt2;
 
-internal sealed record Gpt2Context(Tensor Mask, KvCache? Cache);
+/// <summary>
+/// Per-forward state: <paramref name="Future"/> (bool, true = key after the query) is applied with torch.where and the
+/// padding (additive, null without a mask) added after it, as transformers' GPT-2 does; with left padding this
+/// decides which keys a pad query spreads over (see <see cref="AttentionOps.Attend"/>).
+/// </summary>
+internal sealed record Gpt2Context(Tensor Future, Tensor? Padding, KvCache? Cache);
 
 #pragma warning disable IDE1006 // field names are the HF state-dict names
 internal sealed class Gpt2Attention : nn.Module<Tensor, Gpt2Context, Tensor>
 {
     private readonly LinearLayer c_attn, c_proj;
     private readonly int _layer, _heads, _headDim;
-    private readonly double _scale;
+    private readonly double _scale, _attnDrop, _residDrop;
+    private readonly DropoutSource _dropout;
 
-    public Gpt2Attention(Gpt2Config c, int layer, Device device, ScalarType dtype) : base(nameof(Gpt2Attention))
+    public Gpt2Attention(Gpt2Config c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(Gpt2Attention))
     {
         _layer = layer;
+        _dropout = dropout;
+        _attnDrop = c.AttnPdrop;
+        _residDrop = c.ResidPdrop;
         _heads = c.NumHeads;
         _headDim = c.HiddenSize / c.NumHeads;
         _scale = (c.ScaleAttnWeights ? 1.0 / Math.Sqrt(_headDim) : 1.0) / (c.ScaleAttnByInverseLayerIdx ? layer + 1 : 1);
@@ -35,8 +44,10 @@ internal sealed class Gpt2Attention : nn.Module<Tensor, Gpt2Context, Tensor>
         var k = Heads(qkv[1]);
         var v = Heads(qkv[2]);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
-        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, _scale);
-        return c_proj.forward(attn.transpose(1, 2).reshape(b, s, d)).MoveToOuterDisposeScope();
+        var attn = AttentionOps.Attend(q, k, v, ctx.Padding, _scale, masked: ctx.Future,
+            dropout: p => _dropout.Apply(p, _attnDrop, training));
+        var output = c_proj.forward(attn.transpose(1, 2).reshape(b, s, d));
+        return _dropout.Apply(output, _residDrop, training).MoveToOuterDisposeScope();
     }
 }
 
@@ -44,9 +55,13 @@ internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly LinearLayer c_fc, c_proj;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly DropoutSource _dropout;
+    private readonly double _residDrop;
 
-    public Gpt2Mlp(Gpt2Config c, Device device, ScalarType dtype) : base(nameof(Gpt2Mlp))
+    public Gpt2Mlp(Gpt2Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(Gpt2Mlp))
     {
+        _dropout = dropout;
+        _residDrop = c.ResidPdrop;
         c_fc = new LinearLayer(c.HiddenSize, c.InnerSize, true, device, dtype, fanInFanOut: true);
         c_proj = new LinearLayer(c.InnerSize, c.HiddenSize, true, device, dtype, fanInFanOut: true);
         _act = Activations.Get(c.Activation);
@@ -56,7 +71,7 @@ internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        return c_proj.forward(_act(c_fc.forward(x))).MoveToOuterDisposeScope();
+        return _dropout.Apply(c_proj.forward(_act(c_fc.forward(x))), _residDrop, training).MoveToOuterDisposeScope();
     }
 }
 
@@ -66,12 +81,12 @@ internal sealed class Gpt2Block : nn.Module<Tensor, Gpt2Context, Tensor>
     private readonly Gpt2Attention attn;
     private readonly Gpt2Mlp mlp;
 
-    public Gpt2Block(Gpt2Config c, int layer, Device device, ScalarType dtype) : base(nameof(Gpt2Block))
+    public Gpt2Block(Gpt2Config c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(Gpt2Block))
     {
         ln_1 = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
-        attn = new Gpt2Attention(c, layer, device, dtype);
+        attn = new Gpt2Attention(c, layer, dropout, device, dtype);
         ln_2 = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
-        mlp = new Gpt2Mlp(c, device, dtype);
+        mlp = new Gpt2Mlp(c, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -89,12 +104,16 @@ internal sealed class Gpt2Backbone : nn.Module
     public readonly EmbeddingLayer wte, wpe;
     public readonly ModuleList<Gpt2Block> h;
     public readonly LayerNormLayer ln_f;
+    private readonly DropoutSource _dropout;
+    private readonly double _embdDrop;
 
-    public Gpt2Backbone(Gpt2Config c, Device device, ScalarType dtype) : base(nameof(Gpt2Backbone))
+    public Gpt2Backbone(Gpt2Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(Gpt2Backbone))
     {
+        _dropout = dropout;
+        _embdDrop = c.EmbdPdrop;
         wte = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
         wpe = new EmbeddingLayer(c.MaxPositions, c.HiddenSize, device, dtype);
-        h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i, device, dtype)).ToArray());
+        h = new ModuleList<Gpt2Block>(Enumerable.Range(0, c.NumLayers).Select(i => new Gpt2Block(c, i, dropout, device, dtype)).ToArray());
         ln_f = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         RegisterComponents();
     }
@@ -108,13 +127,15 @@ internal sealed class Gpt2Backbone : nn.Module
         var positions = args.PositionIds ?? torch.arange(past, past + s, device: embeds.device).unsqueeze(0).expand(b, s);
         var hidden = embeds + wpe.forward(positions);
         if (args.TokenTypeIds is not null) hidden = hidden + wte.forward(args.TokenTypeIds);
-        var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device);
+        hidden = _dropout.Apply(hidden, _embdDrop, training);
+        var future = AttentionOps.CausalKeep(null, 1, s, past, hidden.device).logical_not();
+        Tensor[] masks = args.AttentionMask is null ? [future] : [future, AttentionOps.PaddingMask(args.AttentionMask, hidden.dtype)];
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var block in h)
         {
             states?.Add(hidden.alias());
-            GradientCheckpoint.Block run = (x, c) => block.forward(x, new Gpt2Context(c[0], args.Cache));
-            hidden = runLayer is null ? run(hidden, [mask]) : runLayer(block, hidden, [mask], run, args.Cache is not null);
+            GradientCheckpoint.Block run = (x, c) => block.forward(x, new Gpt2Context(c[0], c.Count > 1 ? c[1] : null, args.Cache));
+            hidden = runLayer is null ? run(hidden, masks) : runLayer(block, hidden, masks, run, args.Cache is not null);
         }
         hidden = ln_f.forward(hidden);
         states?.Add(hidden.alias());

@@ -20,6 +20,8 @@ public sealed record LlamaConfig
     public string HiddenAct { get; init; } = "silu";
     public int? SlidingWindow { get; init; }
     public int MaxPositionEmbeddings { get; init; } = 2048;
+    /// <summary><c>attention_dropout</c>: dropout on the attention probabilities (the only dropout in Llama/Mistral/Qwen2).</summary>
+    public double AttentionDropout { get; init; }
 
     public static LlamaConfig From(ModelConfig c)
     {
@@ -56,6 +58,7 @@ public sealed record LlamaConfig
             HiddenAct = c.GetString("hidden_act") ?? "silu",
             SlidingWindow = sliding ? c.TryGetInt("sliding_window") : null,
             MaxPositionEmbeddings = c.TryGetInt("max_position_embeddings") ?? 2048,
+            AttentionDropout = c.GetRate(0.0, "attention_dropout"),
         };
     }
 

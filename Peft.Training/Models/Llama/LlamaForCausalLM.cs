@@ -18,7 +18,7 @@ public sealed class LlamaForCausalLM : PretrainedModel
         : base(nameof(LlamaForCausalLM), config, TaskType.CausalLM, device, dtype)
     {
         Typed = LlamaConfig.From(config);
-        model = new LlamaBackbone(Typed, device, dtype);
+        model = new LlamaBackbone(Typed, Dropout, device, dtype);
         lm_head = Typed.TieWordEmbeddings
             ? new LinearLayer(model.embed_tokens.weight)
             : new LinearLayer(Typed.HiddenSize, Typed.VocabSize, false, device, dtype);

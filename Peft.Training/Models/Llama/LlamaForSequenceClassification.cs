@@ -17,7 +17,7 @@ public sealed class LlamaForSequenceClassification : DecoderHeadModel
         : base("Llama", config, TaskType.SequenceClassification, device, dtype)
     {
         Typed = LlamaConfig.From(config);
-        _model = new LlamaBackbone(Typed, device, dtype);
+        _model = new LlamaBackbone(Typed, Dropout, device, dtype);
         register_module("model", _model);
         AddHead(Typed.HiddenSize, device, dtype);
     }

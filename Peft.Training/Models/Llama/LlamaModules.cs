@@ -13,10 +13,14 @@ internal sealed class LlamaAttention : nn.Module<Tensor, DecoderContext, Tensor>
 {
     private readonly LinearLayer q_proj, k_proj, v_proj, o_proj;
     private readonly int _layer, _heads, _kvHeads, _headDim;
+    private readonly DropoutSource _dropout;
+    private readonly double _attnDrop;
 
-    public LlamaAttention(LlamaConfig c, int layer, Device device, ScalarType dtype) : base(nameof(LlamaAttention))
+    public LlamaAttention(LlamaConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(LlamaAttention))
     {
         _layer = layer;
+        _dropout = dropout;
+        _attnDrop = c.AttentionDropout;
         _heads = c.NumHeads;
         _kvHeads = c.NumKvHeads;
         _headDim = c.HeadDim;
@@ -38,7 +42,8 @@ internal sealed class LlamaAttention : nn.Module<Tensor, DecoderContext, Tensor>
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
         long groups = _heads / _kvHeads;
-        var attn = AttentionOps.Attend(q, AttentionOps.RepeatKv(k, groups), AttentionOps.RepeatKv(v, groups), ctx.Mask, 1.0 / Math.Sqrt(_headDim));
+        var attn = AttentionOps.Attend(q, AttentionOps.RepeatKv(k, groups), AttentionOps.RepeatKv(v, groups), ctx.Mask, 1.0 / Math.Sqrt(_headDim),
+            dropout: p => _dropout.Apply(p, _attnDrop, training));
         var merged = attn.transpose(1, 2).reshape(b, s, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
     }
@@ -71,9 +76,9 @@ internal sealed class LlamaDecoderLayer : nn.Module<Tensor, DecoderContext, Tens
     private readonly LlamaMlp mlp;
     private readonly RmsNorm input_layernorm, post_attention_layernorm;
 
-    public LlamaDecoderLayer(LlamaConfig c, int layer, Device device, ScalarType dtype) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(LlamaConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(LlamaDecoderLayer))
     {
-        self_attn = new LlamaAttention(c, layer, device, dtype);
+        self_attn = new LlamaAttention(c, layer, dropout, device, dtype);
         mlp = new LlamaMlp(c, device, dtype);
         input_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
         post_attention_layernorm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
@@ -98,10 +103,10 @@ internal sealed class LlamaBackbone : nn.Module
     private readonly RotaryEmbedding _rotary;
     private readonly int? _slidingWindow;
 
-    public LlamaBackbone(LlamaConfig c, Device device, ScalarType dtype) : base(nameof(LlamaBackbone))
+    public LlamaBackbone(LlamaConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(LlamaBackbone))
     {
         embed_tokens = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype);
-        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, device, dtype)).ToArray());
+        layers = new ModuleList<LlamaDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new LlamaDecoderLayer(c, i, dropout, device, dtype)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, device, dtype);
         _rotary = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling);
         _slidingWindow = c.SlidingWindow;

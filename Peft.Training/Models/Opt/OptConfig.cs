@@ -16,6 +16,11 @@ public sealed record OptConfig
     public bool LayerNormAffine { get; init; } = true;
     public string Activation { get; init; } = "relu";
     public bool TieWordEmbeddings { get; init; } = true;
+    /// <summary><c>dropout</c> on each residual branch, <c>attention_dropout</c> on the attention probabilities,
+    /// <c>layerdrop</c> the chance to skip a whole layer in training (transformers' defaults 0.1, 0, 0).</summary>
+    public double Dropout { get; init; } = 0.1;
+    public double AttentionDropout { get; init; }
+    public double LayerDrop { get; init; }
 
     public static OptConfig From(ModelConfig c)
     {
@@ -38,6 +43,9 @@ public sealed record OptConfig
             LayerNormAffine = c.GetBool("layer_norm_elementwise_affine", true),
             Activation = c.GetString("activation_function") ?? "relu",
             TieWordEmbeddings = c.GetBool("tie_word_embeddings", true),
+            Dropout = c.GetRate(0.1, "dropout"),
+            AttentionDropout = c.GetRate(0.0, "attention_dropout"),
+            LayerDrop = c.GetRate(0.0, "layerdrop"),
         };
     }
 }

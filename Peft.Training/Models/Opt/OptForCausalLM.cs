@@ -18,7 +18,7 @@ public sealed class OptForCausalLM : PretrainedModel
         : base(nameof(OptForCausalLM), config, TaskType.CausalLM, device, dtype)
     {
         Typed = OptConfig.From(config);
-        model = new OptModel(Typed, device, dtype);
+        model = new OptModel(Typed, Dropout, device, dtype);
         lm_head = Typed.TieWordEmbeddings
             ? new LinearLayer(model.decoder.embed_tokens.weight)
             : new LinearLayer(Typed.WordEmbedProjDim, Typed.VocabSize, false, device, dtype);

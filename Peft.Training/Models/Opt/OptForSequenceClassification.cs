@@ -16,7 +16,7 @@ public sealed class OptForSequenceClassification : DecoderHeadModel
         : base("Opt", config, TaskType.SequenceClassification, device, dtype)
     {
         Typed = OptConfig.From(config);
-        _model = new OptModel(Typed, device, dtype);
+        _model = new OptModel(Typed, Dropout, device, dtype);
         register_module("model", _model);
         AddHead(Typed.WordEmbedProjDim, device, dtype);
     }

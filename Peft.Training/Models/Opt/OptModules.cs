@@ -12,10 +12,14 @@ internal sealed class OptAttention : nn.Module<Tensor, OptContext, Tensor>
 {
     private readonly LinearLayer k_proj, v_proj, q_proj, out_proj;
     private readonly int _layer, _heads, _headDim;
+    private readonly DropoutSource _dropout;
+    private readonly double _attnDrop;
 
-    public OptAttention(OptConfig c, int layer, Device device, ScalarType dtype) : base(nameof(OptAttention))
+    public OptAttention(OptConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(OptAttention))
     {
         _layer = layer;
+        _dropout = dropout;
+        _attnDrop = c.AttentionDropout;
         _heads = c.NumHeads;
         _headDim = c.HiddenSize / c.NumHeads;
         k_proj = new LinearLayer(c.HiddenSize, c.HiddenSize, c.EnableBias, device, dtype);
@@ -34,7 +38,9 @@ internal sealed class OptAttention : nn.Module<Tensor, OptContext, Tensor>
         var k = Heads(k_proj.forward(x));
         var v = Heads(v_proj.forward(x));
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
-        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim));
+        // transformers' OPT clamps the masked scores at the dtype's minimum: max(scores + mask, min).
+        var attn = AttentionOps.Attend(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim), clampToMin: true,
+            dropout: p => _dropout.Apply(p, _attnDrop, training));
         return out_proj.forward(attn.transpose(1, 2).reshape(b, s, _heads * _headDim)).MoveToOuterDisposeScope();
     }
 }
@@ -46,10 +52,14 @@ internal sealed class OptDecoderLayer : nn.Module<Tensor, OptContext, Tensor>
     private readonly LinearLayer fc1, fc2;
     private readonly bool _preNorm;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly DropoutSource _dropout;
+    private readonly double _drop;
 
-    public OptDecoderLayer(OptConfig c, int layer, Device device, ScalarType dtype) : base(nameof(OptDecoderLayer))
+    public OptDecoderLayer(OptConfig c, int layer, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(OptDecoderLayer))
     {
-        self_attn = new OptAttention(c, layer, device, dtype);
+        _dropout = dropout;
+        _drop = c.Dropout;
+        self_attn = new OptAttention(c, layer, dropout, device, dtype);
         self_attn_layer_norm = new LayerNormLayer(c.HiddenSize, 1e-5, device, dtype);
         fc1 = new LinearLayer(c.HiddenSize, c.FfnDim, c.EnableBias, device, dtype);
         fc2 = new LinearLayer(c.FfnDim, c.HiddenSize, c.EnableBias, device, dtype);
@@ -63,9 +73,9 @@ internal sealed class OptDecoderLayer : nn.Module<Tensor, OptContext, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         // OPT-350m is post-LN (do_layer_norm_before=false); every other size is pre-LN.
-        var h = x + self_attn.forward(_preNorm ? self_attn_layer_norm.forward(x) : x, ctx);
+        var h = x + _dropout.Apply(self_attn.forward(_preNorm ? self_attn_layer_norm.forward(x) : x, ctx), _drop, training);
         if (!_preNorm) h = self_attn_layer_norm.forward(h);
-        var y = h + fc2.forward(_act(fc1.forward(_preNorm ? final_layer_norm.forward(h) : h)));
+        var y = h + _dropout.Apply(fc2.forward(_act(fc1.forward(_preNorm ? final_layer_norm.forward(h) : h))), _drop, training);
         if (!_preNorm) y = final_layer_norm.forward(y);
         return y.MoveToOuterDisposeScope();
     }
@@ -79,7 +89,7 @@ internal sealed class OptDecoder : nn.Module
     public readonly LayerNormLayer? final_layer_norm;
     public readonly ModuleList<OptDecoderLayer> layers;
 
-    public OptDecoder(OptConfig c, Device device, ScalarType dtype) : base(nameof(OptDecoder))
+    public OptDecoder(OptConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(OptDecoder))
     {
         embed_tokens = new EmbeddingLayer(c.VocabSize, c.WordEmbedProjDim, device, dtype);
         // OPT's learned positions are offset by 2 (rows 0 and 1 are never used by real tokens).
@@ -91,7 +101,7 @@ internal sealed class OptDecoder : nn.Module
         }
         if (c.DoLayerNormBefore && !c.RemoveFinalLayerNorm)
             final_layer_norm = new LayerNormLayer(c.HiddenSize, 1e-5, device, dtype);
-        layers = new ModuleList<OptDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new OptDecoderLayer(c, i, device, dtype)).ToArray());
+        layers = new ModuleList<OptDecoderLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new OptDecoderLayer(c, i, dropout, device, dtype)).ToArray());
         RegisterComponents();
     }
 }
@@ -99,10 +109,14 @@ internal sealed class OptDecoder : nn.Module
 internal sealed class OptModel : nn.Module
 {
     public readonly OptDecoder decoder;
+    private readonly DropoutSource _dropout;
+    private readonly double _layerDrop;
 
-    public OptModel(OptConfig c, Device device, ScalarType dtype) : base(nameof(OptModel))
+    public OptModel(OptConfig c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(OptModel))
     {
-        decoder = new OptDecoder(c, device, dtype);
+        _dropout = dropout;
+        _layerDrop = c.LayerDrop;
+        decoder = new OptDecoder(c, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -124,6 +138,7 @@ internal sealed class OptModel : nn.Module
         foreach (var layer in d.layers)
         {
             states?.Add(hidden.alias());
+            if (SkipLayer()) continue;
             GradientCheckpoint.Block run = (x, c) => layer.forward(x, new OptContext(c[0], args.Cache));
             hidden = runLayer is null ? run(hidden, [additive]) : runLayer(layer, hidden, [additive], run, args.Cache is not null);
         }
@@ -131,6 +146,14 @@ internal sealed class OptModel : nn.Module
         if (d.project_out is not null) hidden = d.project_out.forward(hidden);
         states?.Add(hidden.alias());
         return new BackboneOutput(hidden, states);
+    }
+
+    /// <summary>LayerDrop (training only): a layer is skipped with probability <c>layerdrop</c>.</summary>
+    private bool SkipLayer()
+    {
+        if (!training || _layerDrop <= 0) return false;
+        using var u = torch.rand(1, generator: _dropout.Generator);
+        return u.item<float>() < _layerDrop;
     }
 }
 #pragma warning restore IDE1006

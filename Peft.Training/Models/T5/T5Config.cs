@@ -19,6 +19,9 @@ public sealed record T5Config
     public string DenseActFn { get; init; } = "relu";
     public bool TieWordEmbeddings { get; init; } = true;
     public double InitializerFactor { get; init; } = 1.0;
+    /// <summary><c>dropout_rate</c>: after the embeddings, on attention probabilities, inside the feed-forward, on every
+    /// residual branch and after each stack's final norm (transformers' default 0.1).</summary>
+    public double DropoutRate { get; init; } = 0.1;
 
     public int InnerDim => NumHeads * DKv;
 
@@ -51,6 +54,7 @@ public sealed record T5Config
             DenseActFn = c.GetString("dense_act_fn") ?? act,
             TieWordEmbeddings = c.GetBool("tie_word_embeddings", !mt5),
             InitializerFactor = c.GetDouble("initializer_factor", 1.0),
+            DropoutRate = c.GetRate(0.1, "dropout_rate"),
         };
         if (cfg.NumDecoderLayers <= 0) throw c.Error("num_decoder_layers", $"must be positive, got {cfg.NumDecoderLayers}");
         // Fewer than 4 buckets leaves no exact-distance bucket in the encoder (log of a division by zero).

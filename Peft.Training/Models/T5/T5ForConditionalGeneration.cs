@@ -25,8 +25,8 @@ public sealed class T5ForConditionalGeneration : PretrainedModel
     {
         Typed = T5Config.From(config);
         shared = new EmbeddingLayer(Typed.VocabSize, Typed.DModel, device, dtype);
-        encoder = new T5Stack(Typed, false, device, dtype);
-        decoder = new T5Stack(Typed, true, device, dtype);
+        encoder = new T5Stack(Typed, false, Dropout, device, dtype);
+        decoder = new T5Stack(Typed, true, Dropout, device, dtype);
         lm_head = Typed.TieWordEmbeddings
             ? new LinearLayer(shared.weight)
             : new LinearLayer(Typed.DModel, Typed.VocabSize, false, device, dtype);

@@ -20,9 +20,13 @@ internal sealed class T5Attention : nn.Module
     private readonly EmbeddingLayer? relative_attention_bias;
     private readonly int _heads, _dKv, _numBuckets, _maxDistance;
     private readonly bool _bidirectional;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5Attention(T5Config c, bool hasRelativeBias, bool isDecoder, Device device, ScalarType dtype) : base(nameof(T5Attention))
+    public T5Attention(T5Config c, bool hasRelativeBias, bool isDecoder, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5Attention))
     {
+        _dropout = dropout;
+        _rate = c.DropoutRate;
         _heads = c.NumHeads;
         _dKv = c.DKv;
         _numBuckets = c.NumBuckets;
@@ -63,7 +67,7 @@ internal sealed class T5Attention : nn.Module
             (key, value) = (Heads(k.forward(keyValueSource)), Heads(v.forward(keyValueSource)));
             cache?.Set(layer, key, value);
         }
-        var attn = AttentionOps.Attend(query, key, value, null, 1.0, bias);
+        var attn = AttentionOps.Attend(query, key, value, null, 1.0, bias, dropout: p => _dropout.Apply(p, _rate, training));
         return o.forward(attn.transpose(1, 2).reshape(b, s, _heads * _dKv)).MoveToOuterDisposeScope();
     }
 
@@ -113,9 +117,13 @@ internal sealed class T5DenseActDense : nn.Module<Tensor, Tensor>
 {
     private readonly LinearLayer wi, wo;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5DenseActDense(T5Config c, Device device, ScalarType dtype) : base(nameof(T5DenseActDense))
+    public T5DenseActDense(T5Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5DenseActDense))
     {
+        _dropout = dropout;
+        _rate = c.DropoutRate;
         wi = new LinearLayer(c.DModel, c.DFf, false, device, dtype);
         wo = new LinearLayer(c.DFf, c.DModel, false, device, dtype);
         _act = Activations.Get(c.DenseActFn);
@@ -125,7 +133,7 @@ internal sealed class T5DenseActDense : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        return wo.forward(_act(wi.forward(x))).MoveToOuterDisposeScope();
+        return wo.forward(_dropout.Apply(_act(wi.forward(x)), _rate, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -134,9 +142,13 @@ internal sealed class T5DenseGatedActDense : nn.Module<Tensor, Tensor>
 {
     private readonly LinearLayer wi_0, wi_1, wo;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5DenseGatedActDense(T5Config c, Device device, ScalarType dtype) : base(nameof(T5DenseGatedActDense))
+    public T5DenseGatedActDense(T5Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5DenseGatedActDense))
     {
+        _dropout = dropout;
+        _rate = c.DropoutRate;
         wi_0 = new LinearLayer(c.DModel, c.DFf, false, device, dtype);
         wi_1 = new LinearLayer(c.DModel, c.DFf, false, device, dtype);
         wo = new LinearLayer(c.DFf, c.DModel, false, device, dtype);
@@ -147,7 +159,7 @@ internal sealed class T5DenseGatedActDense : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        return wo.forward(_act(wi_0.forward(x)) * wi_1.forward(x)).MoveToOuterDisposeScope();
+        return wo.forward(_dropout.Apply(_act(wi_0.forward(x)) * wi_1.forward(x), _rate, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -156,10 +168,14 @@ internal sealed class T5LayerSelfAttention : nn.Module
 {
     private readonly T5Attention SelfAttention;
     private readonly RmsNorm layer_norm;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5LayerSelfAttention(T5Config c, bool hasRelativeBias, bool isDecoder, Device device, ScalarType dtype) : base(nameof(T5LayerSelfAttention))
+    public T5LayerSelfAttention(T5Config c, bool hasRelativeBias, bool isDecoder, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5LayerSelfAttention))
     {
-        SelfAttention = new T5Attention(c, hasRelativeBias, isDecoder, device, dtype);
+        _dropout = dropout;
+        _rate = c.DropoutRate;
+        SelfAttention = new T5Attention(c, hasRelativeBias, isDecoder, dropout, device, dtype);
         layer_norm = new RmsNorm(c.DModel, c.LayerNormEps, device, dtype);
         RegisterComponents();
     }
@@ -169,7 +185,8 @@ internal sealed class T5LayerSelfAttention : nn.Module
     public Tensor Forward(Tensor x, T5StackContext ctx, int layer)
     {
         using var scope = torch.NewDisposeScope();
-        return (x + SelfAttention.Forward(layer_norm.forward(x), null, ctx.SelfBias, ctx.Cache, layer)).MoveToOuterDisposeScope();
+        var attn = SelfAttention.Forward(layer_norm.forward(x), null, ctx.SelfBias, ctx.Cache, layer);
+        return (x + _dropout.Apply(attn, _rate, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -178,10 +195,14 @@ internal sealed class T5LayerCrossAttention : nn.Module
 {
     private readonly T5Attention EncDecAttention;
     private readonly RmsNorm layer_norm;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5LayerCrossAttention(T5Config c, Device device, ScalarType dtype) : base(nameof(T5LayerCrossAttention))
+    public T5LayerCrossAttention(T5Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5LayerCrossAttention))
     {
-        EncDecAttention = new T5Attention(c, false, true, device, dtype);
+        _dropout = dropout;
+        _rate = c.DropoutRate;
+        EncDecAttention = new T5Attention(c, false, true, dropout, device, dtype);
         layer_norm = new RmsNorm(c.DModel, c.LayerNormEps, device, dtype);
         RegisterComponents();
     }
@@ -190,7 +211,7 @@ internal sealed class T5LayerCrossAttention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var attn = EncDecAttention.Forward(layer_norm.forward(x), ctx.Encoder!, ctx.CrossBias, ctx.CrossCache, layer);
-        return (x + attn).MoveToOuterDisposeScope();
+        return (x + _dropout.Apply(attn, _rate, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -199,10 +220,14 @@ internal sealed class T5LayerFF : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor> DenseReluDense;
     private readonly RmsNorm layer_norm;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5LayerFF(T5Config c, Device device, ScalarType dtype) : base(nameof(T5LayerFF))
+    public T5LayerFF(T5Config c, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5LayerFF))
     {
-        DenseReluDense = c.IsGatedAct ? new T5DenseGatedActDense(c, device, dtype) : new T5DenseActDense(c, device, dtype);
+        _dropout = dropout;
+        _rate = c.DropoutRate;
+        DenseReluDense = c.IsGatedAct ? new T5DenseGatedActDense(c, dropout, device, dtype) : new T5DenseActDense(c, dropout, device, dtype);
         layer_norm = new RmsNorm(c.DModel, c.LayerNormEps, device, dtype);
         RegisterComponents();
     }
@@ -210,7 +235,7 @@ internal sealed class T5LayerFF : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        return (x + DenseReluDense.forward(layer_norm.forward(x))).MoveToOuterDisposeScope();
+        return (x + _dropout.Apply(DenseReluDense.forward(layer_norm.forward(x)), _rate, training)).MoveToOuterDisposeScope();
     }
 }
 
@@ -220,13 +245,13 @@ internal sealed class T5Block : nn.Module
     private readonly ModuleList<nn.Module> layer;
     private readonly bool _isDecoder;
 
-    public T5Block(T5Config c, bool hasRelativeBias, bool isDecoder, Device device, ScalarType dtype) : base(nameof(T5Block))
+    public T5Block(T5Config c, bool hasRelativeBias, bool isDecoder, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5Block))
     {
         _isDecoder = isDecoder;
-        var self = new T5LayerSelfAttention(c, hasRelativeBias, isDecoder, device, dtype);
-        var ff = new T5LayerFF(c, device, dtype);
+        var self = new T5LayerSelfAttention(c, hasRelativeBias, isDecoder, dropout, device, dtype);
+        var ff = new T5LayerFF(c, dropout, device, dtype);
         layer = isDecoder
-            ? new ModuleList<nn.Module>(self, new T5LayerCrossAttention(c, device, dtype), ff)
+            ? new ModuleList<nn.Module>(self, new T5LayerCrossAttention(c, dropout, device, dtype), ff)
             : new ModuleList<nn.Module>(self, ff);
         RegisterComponents();
     }
@@ -257,12 +282,16 @@ internal sealed class T5Stack : nn.Module
 {
     private readonly ModuleList<T5Block> block;
     private readonly RmsNorm final_layer_norm;
+    private readonly DropoutSource _dropout;
+    private readonly double _rate;
 
-    public T5Stack(T5Config c, bool isDecoder, Device device, ScalarType dtype) : base(nameof(T5Stack))
+    public T5Stack(T5Config c, bool isDecoder, DropoutSource dropout, Device device, ScalarType dtype) : base(nameof(T5Stack))
     {
+        _dropout = dropout;
+        _rate = c.DropoutRate;
         int n = isDecoder ? c.NumDecoderLayers : c.NumLayers;
         // Only block 0 owns a relative position table; the bias it yields is shared by every block.
-        block = new ModuleList<T5Block>(Enumerable.Range(0, n).Select(i => new T5Block(c, i == 0, isDecoder, device, dtype)).ToArray());
+        block = new ModuleList<T5Block>(Enumerable.Range(0, n).Select(i => new T5Block(c, i == 0, isDecoder, dropout, device, dtype)).ToArray());
         final_layer_norm = new RmsNorm(c.DModel, c.LayerNormEps, device, dtype);
         RegisterComponents();
     }
@@ -306,12 +335,13 @@ internal sealed class T5Stack : nn.Module
     private (Tensor Hidden, List<Tensor>? States) Run(Tensor hidden, T5StackContext ctx, bool outputStates)
     {
         var states = outputStates ? new List<Tensor>() : null;
+        hidden = _dropout.Apply(hidden, _rate, training);
         for (int i = 0; i < block.Count; i++)
         {
             states?.Add(hidden.alias());
             hidden = block[i].Forward(hidden, ctx, i);
         }
-        hidden = final_layer_norm.forward(hidden);
+        hidden = _dropout.Apply(final_layer_norm.forward(hidden), _rate, training);
         states?.Add(hidden.alias());
         states?.ForEach(t => t.MoveToOuterDisposeScope());
         return (hidden.MoveToOuterDisposeScope(), states);

@@ -145,10 +145,13 @@ public static class AdapterCombination
     }
 
     /// <summary>
-    /// svd family: merge the full ΔWᵢ = sᵢ·Bᵢ·Aᵢ with weights wᵢ, then keep the top-r singular triplets:
-    /// B = U_r·diag(S_r), A = Vh_r. PEFT HEAD passes weights wᵢ·sᵢ together with ΔWᵢ that already contain sᵢ
-    /// (effective factor wᵢ·sᵢ², peft-reference §2.5 [verify]); we use the mathematically intended Σ wᵢ·ΔWᵢ,
-    /// which agrees with PEFT whenever alpha == r.
+    /// svd family: merge the full ΔWᵢ = sᵢ·Bᵢ·Aᵢ with weights wᵢ·sᵢ, then keep the top-r singular triplets:
+    /// B = U_r·diag(S_r), A = Vh_r. The scaling enters twice (svd: M = Σ wᵢ·sᵢ²·Bᵢ·Aᵢ) because that is what PEFT 0.10
+    /// builds: <c>_svd_generalized_task_arithmetic_weighted_adapter</c> appends <c>weight * target.scaling[adapter]</c>
+    /// to its weights and then merges <c>target.get_delta_weight(adapter)</c>, which is already scaled. We reproduce it
+    /// so that an adapter combined here is the adapter PEFT makes from the same inputs (checked against
+    /// Golden/llama_add_weighted_adapter); with lora_alpha == r (scaling 1) it is the plain weighted sum. cat and
+    /// linear apply the scaling once, as in PEFT.
     /// </summary>
     private static (Tensor A, Tensor B) Svd(IReadOnlyList<LoraFactors> sources, IReadOnlyList<double> weights,
         CombinationType type, int rank, CombineOptions options)
@@ -162,7 +165,7 @@ public static class AdapterCombination
             var d = s.B.to_type(work).matmul(s.A.to_type(work)) * s.Scaling;
             return options.FanInFanOut ? d.t() : d;
         }).ToArray();
-        var delta = Merge(deltas, weights.ToArray(), type, options);
+        var delta = Merge(deltas, sources.Select((s, i) => weights[i] * s.Scaling).ToArray(), type, options);
         if (options.FanInFanOut)
             delta = delta.t();
 
