@@ -95,8 +95,13 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>, IAdaptableLayer
     {
         if (q.Shape[0] != OutFeatures || q.Shape[1] != InFeatures)
             throw new ArgumentException($"quantised weight is [{q.Shape[0]}, {q.Shape[1]}] but the layer is [{OutFeatures}, {InFeatures}] (out, in)");
+        // The layer owns these now: a merge creates them inside a dispose scope that must not free them.
+        q.Packed.DetachFromDisposeScope();
+        q.Absmax.DetachFromDisposeScope();
+        q.NestedAbsmax?.DetachFromDisposeScope();
         var old = _weight;
         _weight = new Parameter(q.Packed, requires_grad: false);
+        _weight.DetachFromDisposeScope();
         Unregister("_internal_params", "weight");
         register_parameter("weight", _weight);
         if (!ReferenceEquals(old, q.Packed)) old.Dispose();
@@ -107,6 +112,34 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>, IAdaptableLayer
         _quant = q;
         _computeDType = computeDType;
         FanInFanOut = false;
+    }
+
+    /// <summary>Turns a quantised layer back into a plain one holding <paramref name="w"/> ([out, in]), e.g. after dequantising.</summary>
+    public void SetFloatWeight(Tensor w)
+    {
+        if (_quant is null) throw new InvalidOperationException("the layer is not quantised");
+        var old = _weight;
+        _weight = new Parameter(w.detach().clone().DetachFromDisposeScope(), requires_grad: false);
+        _weight.DetachFromDisposeScope();
+        Unregister("_internal_params", "weight");
+        register_parameter("weight", _weight);
+        old.Dispose();
+        Unregister("_internal_buffers", "absmax");
+        Unregister("_internal_buffers", "nested_absmax");
+        _quant = null;
+        _computeDType = null;
+    }
+
+    /// <summary>Casts the bias (kept apart from a quantised weight, which must not be cast).</summary>
+    public void CastBias(ScalarType dtype)
+    {
+        if (_bias is null || _bias.dtype == dtype) return;
+        var old = _bias;
+        _bias = new Parameter(old.detach().to(dtype).DetachFromDisposeScope(), requires_grad: false);
+        _bias.DetachFromDisposeScope();
+        Unregister("_internal_params", "bias");
+        register_parameter("bias", _bias);
+        old.Dispose();
     }
 
     // TorchSharp's register_parameter/register_buffer refuse an existing name and offer no removal, but swapping the

@@ -32,13 +32,13 @@ public static class Blockwise
     }
 
     /// <summary>Inverse of <see cref="Quantize4Bit"/>: code[index] × absmax of its block (float32), then cast to <paramref name="dtype"/>.</summary>
-    public static Tensor Dequantize4Bit(Tensor packed, Tensor absmax, QuantMethod method, long[] shape, int blockSize, ScalarType dtype)
+    public static Tensor Dequantize4Bit(Tensor packed, Tensor absmax, float[] code16, long[] shape, int blockSize, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
         long n = shape.Aggregate(1L, (x, y) => x * y);
         var bytes = packed.reshape(-1).to(ScalarType.Int64);
         var idx = torch.stack([bytes.bitwise_right_shift(4), bytes.bitwise_and(0xF)], 1).reshape(-1).narrow(0, 0, n);
-        using var code = torch.tensor(QuantCodes.FourBit(method), device: packed.device);
+        using var code = torch.tensor(code16, device: packed.device);
         var values = code.index_select(0, idx);
         return ScaleBlocks(values, absmax, blockSize).to(dtype).reshape(shape).MoveToOuterDisposeScope();
     }

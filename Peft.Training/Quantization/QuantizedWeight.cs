@@ -38,6 +38,10 @@ public sealed class QuantizedWeight : IDisposable
     public required Tensor Absmax { get; set; }
     public Tensor? NestedAbsmax { get; set; }
     public float Offset { get; init; }
+    /// <summary>The 16-entry code (<c>quant_map</c>); the method's standard table unless a loaded file says otherwise.</summary>
+    public float[] Code { get; init; } = [];
+    /// <summary>The 256-entry code of the double-quantised absmax (<c>nested_quant_map</c>).</summary>
+    public float[] NestedCode { get; init; } = QuantCodes.Dynamic8Bit;
     public int NestedBlockSize { get; init; } = 256;
     public bool DoubleQuant => NestedAbsmax is not null;
     public long NumElements => Shape.Aggregate(1L, (a, b) => a * b);
@@ -74,7 +78,7 @@ public sealed class QuantizedWeight : IDisposable
     public Tensor BlockAbsmax()
     {
         if (NestedAbsmax is null) return Absmax.alias();
-        using var d = Blockwise.DequantizeBlockwise8(Absmax, NestedAbsmax, QuantCodes.Dynamic8Bit, NestedBlockSize);
+        using var d = Blockwise.DequantizeBlockwise8(Absmax, NestedAbsmax, NestedCode, NestedBlockSize);
         return d.add(Offset);
     }
 
@@ -83,7 +87,7 @@ public sealed class QuantizedWeight : IDisposable
     {
         if (Method == QuantMethod.Int8) return Blockwise.DequantizeInt8Rows(Packed, Absmax, dtype);
         using var absmax = BlockAbsmax();
-        return Blockwise.Dequantize4Bit(Packed, absmax, Method, Shape, BlockSize, dtype);
+        return Blockwise.Dequantize4Bit(Packed, absmax, Code.Length == 16 ? Code : QuantCodes.FourBit(Method), Shape, BlockSize, dtype);
     }
 
     /// <summary>Bytes held by the quantised tensors (packed weight, absmax, nested absmax; code tables are shared constants).</summary>
