@@ -54,6 +54,7 @@ public static class CliApp
         root.Subcommands.Add(ParamsCommand.Create(ctx));
         root.Subcommands.Add(ForwardCommand.Create(ctx));
         root.Subcommands.Add(MergeCommand.Create(ctx));
+        root.Subcommands.Add(QuantizeCommand.Create(ctx));
         root.Subcommands.Add(CombineCommand.Create(ctx));
         root.Subcommands.Add(GenerateCommand.Create(ctx));
         root.Subcommands.Add(InfoCommand.Create(ctx));

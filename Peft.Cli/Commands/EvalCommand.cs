@@ -28,8 +28,11 @@ internal static class EvalCommand
         {
             modelDir, adapter, data, format, blockSize, batchSize,
         };
+        var quantize = new QuantizeOptions();
+        quantize.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            var quantization = quantize.Read(p);
             string dir = p.GetValue(modelDir)!;
             string file = p.GetValue(data)!;
             if (!File.Exists(file)) throw new FileNotFoundException($"{file}: data file not found", file);
@@ -45,7 +48,7 @@ internal static class EvalCommand
                 Format = fmt, Task = task, BlockSize = p.GetValue(blockSize), MaxLength = p.GetValue(blockSize),
                 LabelNames = classifies ? TaskHeads.LabelNames(config) : null,
             });
-            var model = ModelLoading.LoadModel(ctx, dir, task);
+            var model = ModelLoading.LoadModel(ctx, dir, task, quantization);
             var peft = adapters.Length > 0 ? ModelLoading.AttachAdapters(ctx, model, adapters) : null;
             try
             {

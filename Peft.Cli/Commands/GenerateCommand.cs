@@ -23,7 +23,8 @@ namespace Peft.Cli.Commands;
 internal static class GenerateCommand
 {
     private sealed record Request(string ModelDir, IReadOnlyList<AdapterSpec> Adapters, string[]? RowNames,
-        string? Prompt, string? Input, string? Output, bool OutputScores, GenerationOptions Options);
+        string? Prompt, string? Input, string? Output, bool OutputScores, GenerationOptions Options,
+        Peft.Training.Quantization.QuantizationConfig? Quantization = null);
 
     private const string DecodingHelp =
         "Decoding follows the model's generation_config.json like transformers: greedy unless it sets do_sample. " +
@@ -55,6 +56,8 @@ internal static class GenerateCommand
         {
             modelDir, adapters, names, prompt, input, output, scores, maxNew, doSample, temperature, topP, topK, seed, beams, pad,
         };
+        var quantize = new QuantizeOptions();
+        quantize.AddTo(cmd);
         cmd.SetAction(p =>
         {
             var options = DecodingOptions(p.GetValue(maxNew), p.GetValue(doSample), p.GetValue(temperature), p.GetValue(topP),
@@ -67,7 +70,8 @@ internal static class GenerateCommand
                 p.GetValue(input),
                 p.GetValue(output),
                 p.GetValue(scores),
-                options));
+                options,
+                quantize.Read(p)));
         });
         return cmd;
     }
@@ -112,7 +116,7 @@ internal static class GenerateCommand
                 ? $"--adapter-names has {rowNames.Length} names but --prompt is a single row"
                 : $"--adapter-names has {rowNames.Length} names but {req.Input}: 'input_ids' has {rows} rows");
 
-        var model = ModelLoading.LoadModel(ctx, req.ModelDir, task);
+        var model = ModelLoading.LoadModel(ctx, req.ModelDir, task, req.Quantization);
         var peft = req.Adapters.Count > 0 ? ModelLoading.AttachAdapters(ctx, model, req.Adapters) : null; // disposes model on failure
         using IDisposable owner = peft is null ? model : peft;
         bool generates = model.IsEncoderDecoder ? model.Task == TaskType.Seq2SeqLM : model.Task == TaskType.CausalLM;

@@ -1,8 +1,9 @@
-using Peft.Cli.Support;
 using System.Globalization;
+using Peft.Cli.Support;
 using Peft.Training.Data;
 using Peft.Training.IO;
 using Peft.Training.Models;
+using Peft.Training.Quantization;
 using Peft.Training.Tokenization;
 using Peft.Training.Training;
 using Peft.Training.Tuners;
@@ -57,6 +58,9 @@ internal static class TrainRunner
         var peftConfig = initAdapter is null ? ResumedAdapterConfig(resume) ?? TrainMethods.Create(method, s) : null;
         bool full = initAdapter is null && peftConfig is null;
         s.Check("bf16", !(bf16 && full), $"needs an adapter method: '{method}' would train bfloat16 weights");
+        var quantization = QuantizeOptions.Build(s.Text("quantize"), s.Flag("double-quant"), "--quantize");
+        s.Check("quantize", !(quantization is not null && full), $"needs an adapter method: '{method}' would train quantised weights");
+        if (quantization is not null && bf16) quantization = quantization with { ComputeDType = ScalarType.BFloat16 };
         var options = Options(s, outDir);
         var dataOptions = DataOptions(s);
 
@@ -75,7 +79,12 @@ internal static class TrainRunner
         var newLabels = classifies && configLabels is null && train.LabelNames is { Count: > 0 } names ? names : null;
         // transformers reads num_labels = 1 as regression: one class in the data is a mistake, not a model.
         if (newLabels is [var only]) throw new UsageException($"{dataFile}: every row has the label '{only}'; a classifier needs at least two classes");
-        var model = AutoModel.FromPretrained(modelDir, new ModelLoadOptions { DType = bf16 ? ScalarType.BFloat16 : null, Task = task, Labels = newLabels });
+        var model = AutoModel.FromPretrained(modelDir, new ModelLoadOptions
+        {
+            DType = bf16 && quantization is null ? ScalarType.BFloat16 : null, Task = task, Labels = newLabels, Quantization = quantization,
+        });
+        // QLoRA: frozen k-bit base, float32 norms/embeddings/heads (the trainer turns checkpointing on when asked).
+        if (quantization is not null) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: s.Flag("gradient-checkpointing"));
         PeftModel? peft = null;
         try
         {

@@ -67,6 +67,8 @@ internal sealed class TrainSettings
         new("warmup", TrainSetting.Kind.Number, "warmup steps (an integer) or a fraction of all steps (< 1)"),
         new("gradient-checkpointing", TrainSetting.Kind.Flag, "recompute decoder layers in backward (less memory)"),
         new("bf16", TrainSetting.Kind.Flag, "keep the frozen base model in bfloat16 (adapters stay float32)"),
+        new("quantize", TrainSetting.Kind.Text, "load the frozen base quantised: nf4 (QLoRA), fp4 or int8; with --bf16 the matmuls run in bfloat16"),
+        new("double-quant", TrainSetting.Kind.Flag, "with --quantize nf4|fp4: also quantise the per-block scales"),
         new("eval-every", TrainSetting.Kind.Int, "evaluate every N steps (default: at the end)"),
         new("save-every", TrainSetting.Kind.Int, "checkpoint every N steps (default: at the end)"),
         new("save-total-limit", TrainSetting.Kind.Int, "keep only the newest N checkpoints"),

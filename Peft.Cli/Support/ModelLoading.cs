@@ -29,10 +29,10 @@ internal static class ModelLoading
     }
 
     /// <summary>Loads the model weights (float32, eval mode) with a progress indication.</summary>
-    public static PretrainedModel LoadModel(CliContext ctx, string modelDir, TaskType? task)
+    public static PretrainedModel LoadModel(CliContext ctx, string modelDir, TaskType? task, Peft.Training.Quantization.QuantizationConfig? quantization = null)
     {
         LoadConfig(modelDir);
-        var model = ctx.Step($"Loading {modelDir}", () => AutoModel.FromPretrained(modelDir, new ModelLoadOptions { Task = task }));
+        var model = ctx.Step($"Loading {modelDir}", () => AutoModel.FromPretrained(modelDir, new ModelLoadOptions { Task = task, Quantization = quantization }));
         model.eval();
         return model;
     }

@@ -27,6 +27,11 @@ public sealed record ModelLoadOptions
     /// <c>num_labels</c>, <c>id2label</c> and <c>label2id</c> of the loaded config (and so of a saved fine-tune).
     /// </summary>
     public IReadOnlyList<string>? Labels { get; init; }
+    /// <summary>
+    /// Quantise linear weights while loading (transformers' <c>quantization_config=BitsAndBytesConfig(...)</c>). A folder
+    /// whose config.json has a bitsandbytes <c>quantization_config</c> is loaded quantised without this.
+    /// </summary>
+    public Quantization.QuantizationConfig? Quantization { get; init; }
 }
 
 /// <summary>
@@ -175,6 +180,12 @@ public static class AutoModel
     {
         if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
         var config = ModelConfig.FromFolder(modelDir);
+        if ((options?.Quantization ?? Quantization.QuantizationConfig.FromModelConfig(config)) is { } quant)
+        {
+            var qm = Quantization.QuantizedLoading.Load(modelDir, config, options ?? new ModelLoadOptions(), quant);
+            qm.NameOrPath = modelDir;
+            return qm;
+        }
         var model = FromConfig(config, options);
         try
         {

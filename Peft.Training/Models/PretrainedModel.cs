@@ -87,13 +87,16 @@ public abstract class PretrainedModel : nn.Module
             if (seen.Add(p.Handle)) yield return (name, p);
     }
 
-    /// <summary>Copies every parameter from a checkpoint (cast to the parameter's dtype/device).</summary>
-    public void LoadWeights(CheckpointReader reader, string source)
+    /// <summary>
+    /// Copies every parameter from a checkpoint (cast to the parameter's dtype/device). <paramref name="custom"/>
+    /// (name, checkpoint key, parameter) may take over a parameter, e.g. to quantise it, by returning true.
+    /// </summary>
+    public void LoadWeights(CheckpointReader reader, string source, Func<string, string, Parameter, bool>? custom = null)
     {
         using var noGrad = torch.no_grad();
         var loaded = new HashSet<IntPtr>();
         var fresh = new List<string>();
-        foreach (var (name, p) in named_parameters())
+        foreach (var (name, p) in named_parameters().ToList())
         {
             if (loaded.Contains(p.Handle)) continue;
             string key = CheckpointKey(name);
@@ -107,6 +110,7 @@ public abstract class PretrainedModel : nn.Module
                 }
                 throw new ModelLoadException($"{source}: weight '{key}' is missing from the checkpoint");
             }
+            if (custom is not null && custom(name, key, p)) continue;
             var entry = reader.Entry(key);
             if (!entry.Shape.SequenceEqual(p.shape))
                 throw new ModelLoadException(
@@ -176,9 +180,16 @@ public abstract class PretrainedModel : nn.Module
         Directory.CreateDirectory(dir);
         var tied = TiedParameterNames;
         var tensors = new List<KeyValuePair<string, Tensor>>();
+        var quantised = Quantization.QuantizedLoading.QuantisedLayers(this);
         foreach (var (name, p) in UniqueNamedParameters())
         {
             if (tied.Contains(name)) continue;
+            if (name.EndsWith(".weight", StringComparison.Ordinal) && quantised.TryGetValue(name[..^7], out var ql))
+            {
+                // bitsandbytes' layout: packed weight plus its quantisation state tensors.
+                tensors.AddRange(Quantization.BnbLayout.StateTensors(CheckpointKey(name)[..^6], ql.Quantized!));
+                continue;
+            }
             Tensor t = p.detach();
             if (dtype is { } d && t.dtype != d) t = t.to(d);
             tensors.Add(new(CheckpointKey(name), t));

@@ -129,7 +129,7 @@ public sealed class TrainableModel
     public string Describe()
     {
         long trainable = Parameters().Sum(p => p.Parameter.numel());
-        long all = Model.UniqueNamedParameters().Sum(p => p.Param.numel());
+        long all = Model.UniqueNamedParameters().Sum(p => p.Param.dtype == ScalarType.Byte ? p.Param.numel() * 2 : p.Param.numel());
         return PeftModel.FormatSummary(trainable, all);
     }
 

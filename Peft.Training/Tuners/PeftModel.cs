@@ -201,8 +201,10 @@ public sealed partial class PeftModel : IDisposable
         long trainable = 0, all = 0;
         foreach (var (_, p) in BaseModel.UniqueNamedParameters())
         {
-            all += p.numel();
-            if (p.requires_grad) trainable += p.numel();
+            // PEFT counts a packed 4-bit weight (uint8, two values a byte) as its logical size.
+            long n = p.dtype == ScalarType.Byte ? p.numel() * 2 : p.numel();
+            all += n;
+            if (p.requires_grad) trainable += n;
         }
         return (trainable, all);
     }

@@ -154,10 +154,10 @@ public sealed class AdaLoraLayer : IAdapterLayer
         {
             if (!Has(name) || MergedAdapters.Contains(name)) continue;
             using var scope = torch.NewDisposeScope();
-            var merged = _host.weight.to(ScalarType.Float32) + DeltaWeight(name);
+            var merged = _host.ReadWeight() + DeltaWeight(name);
             if (safe && !merged.isfinite().all().item<bool>())
                 throw new InvalidOperationException($"NaNs or infinities detected when merging adapter '{name}'; the adapter seems broken");
-            _host.weight.copy_(merged);
+            _host.WriteWeight(merged);
             MergedAdapters.Add(name);
         }
     }
@@ -170,7 +170,7 @@ public sealed class AdaLoraLayer : IAdapterLayer
             string name = MergedAdapters[^1];
             MergedAdapters.RemoveAt(MergedAdapters.Count - 1);
             using var scope = torch.NewDisposeScope();
-            _host.weight.copy_(_host.weight.to(ScalarType.Float32) - DeltaWeight(name));
+            _host.WriteWeight(_host.ReadWeight() - DeltaWeight(name));
         }
     }
 }

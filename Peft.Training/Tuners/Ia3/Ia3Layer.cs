@@ -78,7 +78,7 @@ public sealed class Ia3Layer : IAdapterLayer
         var inDtype = x.dtype;
         Tensor result;
         if (IsFeedforward)
-            result = _host.BaseForward((x.to(scale.dtype) * scale).to(_host.weight.dtype));
+            result = _host.BaseForward((x.to(scale.dtype) * scale).to(_host.ComputeDType));
         else
             result = _host.BaseForward(x).to(scale.dtype) * scale;
         return result.to(inDtype).MoveToOuterDisposeScope();
@@ -98,10 +98,11 @@ public sealed class Ia3Layer : IAdapterLayer
         {
             if (!Has(name) || MergedAdapters.Contains(name)) continue;
             using var scope = torch.NewDisposeScope();
-            var merged = _host.weight * WeightFactor(name).to(_host.weight.dtype);
+            var w = _host.Quantized is null ? _host.weight : _host.ReadWeight();
+            var merged = w * WeightFactor(name).to(w.dtype);
             if (safe && !merged.isfinite().all().item<bool>())
                 throw new InvalidOperationException($"NaNs or infinities detected when merging adapter '{name}'; the adapter seems broken");
-            _host.weight.copy_(merged);
+            _host.WriteWeight(merged);
             // Output scaling also scales the bias; input scaling leaves it alone.
             if (!IsFeedforward && _host.bias is { } b) b.mul_(_vectors[name].detach().reshape(b.shape).to(b.dtype));
             MergedAdapters.Add(name);
@@ -117,7 +118,8 @@ public sealed class Ia3Layer : IAdapterLayer
             string name = MergedAdapters[^1];
             MergedAdapters.RemoveAt(MergedAdapters.Count - 1);
             using var scope = torch.NewDisposeScope();
-            _host.weight.div_((WeightFactor(name) + 1e-8).to(_host.weight.dtype));
+            var w = _host.Quantized is null ? _host.weight : _host.ReadWeight();
+            _host.WriteWeight(w / (WeightFactor(name) + 1e-8).to(w.dtype));
             if (!IsFeedforward && _host.bias is { } b) b.div_((_vectors[name].detach().reshape(b.shape) + 1e-8).to(b.dtype));
         }
     }

@@ -103,7 +103,7 @@ internal static class LoraInit
     private static void SubtractFromBase(Nn.LinearLayer host, Tensor deltaOutIn)
     {
         var delta = host.FanInFanOut ? deltaOutIn.t() : deltaOutIn;
-        host.weight.copy_(host.weight.to(ScalarType.Float32) - delta);
+        host.WriteWeight(host.ReadWeight() - delta);
     }
 
     /// <summary>Randomised SVD (Halko et al.) with <paramref name="niter"/> power iterations, as torch.svd_lowrank.</summary>

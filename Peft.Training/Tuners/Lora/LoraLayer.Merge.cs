@@ -52,7 +52,7 @@ public sealed partial class LoraLayer
         {
             if (!_settings.TryGetValue(name, out var s) || MergedAdapters.Contains(name)) continue;
             using var scope = torch.NewDisposeScope();
-            var w = BaseWeight;
+            var w = _linear?.ReadWeight() ?? BaseWeight;
             Tensor merged;
             if (s.UseDora)
             {
@@ -69,7 +69,8 @@ public sealed partial class LoraLayer
             }
             if (safe && !merged.isfinite().all().item<bool>())
                 throw new InvalidOperationException($"NaNs or infinities detected when merging adapter '{name}'; the adapter seems broken");
-            w.copy_(merged);
+            if (_linear is not null) _linear.WriteWeight(merged);
+            else w.copy_(merged);
             if (_linear is not null && _loraB![name].bias is { } lb && _linear.bias is { } hb)
                 hb.add_(lb * s.Scaling);
             MergedAdapters.Add(name);
@@ -85,7 +86,7 @@ public sealed partial class LoraLayer
             string name = MergedAdapters[^1];
             MergedAdapters.RemoveAt(MergedAdapters.Count - 1);
             using var scope = torch.NewDisposeScope();
-            var w = BaseWeight;
+            var w = _linear?.ReadWeight() ?? BaseWeight;
             var s = _settings[name];
             Tensor restored;
             if (s.UseDora && _doraMergeFactors.Remove(name, out var f))
@@ -94,7 +95,8 @@ public sealed partial class LoraLayer
                 f.Dispose();
             }
             else restored = w.to(ScalarType.Float32) - DeltaWeight(name);
-            w.copy_(restored);
+            if (_linear is not null) _linear.WriteWeight(restored);
+            else w.copy_(restored);
             if (_linear is not null && _loraB![name].bias is { } lb && _linear.bias is { } hb)
                 hb.sub_(lb * s.Scaling);
         }
