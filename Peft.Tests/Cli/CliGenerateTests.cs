@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Peft.Tests.Generation;
 using Peft.Tests.Support;
 using Peft.Training.Generation;
@@ -114,22 +113,7 @@ public class CliGenerateTests
     private static string ModelWithTokenizer(TempDir tmp)
     {
         string dir = CliHarness.CopyDir(LlamaBase, tmp["model"]);
-        var vocab = new JsonObject { ["<unk>"] = 0, ["<s>"] = 1, ["</s>"] = 2 };
-        for (int i = 3; i < 128; i++) vocab[$"w{i}"] = i;
-        var added = new JsonArray();
-        foreach (var (id, content) in new[] { (0, "<unk>"), (1, "<s>"), (2, "</s>") })
-            added.Add(new JsonObject
-            {
-                ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-                ["normalized"] = false, ["special"] = true,
-            });
-        var json = new JsonObject
-        {
-            ["version"] = "1.0", ["truncation"] = null, ["padding"] = null, ["added_tokens"] = added, ["normalizer"] = null,
-            ["pre_tokenizer"] = new JsonObject { ["type"] = "WhitespaceSplit" }, ["post_processor"] = null, ["decoder"] = null,
-            ["model"] = new JsonObject { ["type"] = "WordLevel", ["vocab"] = vocab, ["unk_token"] = "<unk>" },
-        };
-        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
+        WordLevelTokenizer.Write(dir, 128, ["<unk>", "<s>", "</s>"]);
         return dir;
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Peft.Tests.Generation;
 using Peft.Tests.Support;
 using Peft.Training.Generation;
@@ -130,24 +129,10 @@ public class CliSeq2SeqGenerateTests
             // Beam search keeps the most likely sequence it finds: never less likely than the greedy one.
             var greedy = Run(tmp, family, InputFile(tmp, expected["input_ids"], expected["attention_mask"]),
                 "--adapter", CliHarness.Golden($"{family}_lora"), "--max-new-tokens", "6");
-            var beam = LogProbs(loaded.Runner, expected, written["sequences"]);
-            var plain = LogProbs(loaded.Runner, expected, greedy["sequences"]);
+            var beam = T5GenerationTests.LogProbs(loaded.Runner, expected["input_ids"], expected["attention_mask"], written["sequences"]);
+            var plain = T5GenerationTests.LogProbs(loaded.Runner, expected["input_ids"], expected["attention_mask"], greedy["sequences"]);
             for (int r = 0; r < 3; r++) Assert.True(beam[r] >= plain[r] - 1e-4, $"row {r}: beam {beam[r]} < greedy {plain[r]}");
         }
-    }
-
-    /// <summary>Teacher-forced log-probability of each decoder sequence after its start token.</summary>
-    private static double[] LogProbs(ICausalLmRunner runner, Dictionary<string, Tensor> expected, Tensor sequences)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        long len = sequences.shape[1];
-        using var output = runner.Forward(new ForwardArgs
-        {
-            InputIds = expected["input_ids"], AttentionMask = expected["attention_mask"], DecoderInputIds = sequences.narrow(1, 0, len - 1),
-        }, null);
-        var picked = output.Logits.log_softmax(-1).gather(-1, sequences.narrow(1, 1, len - 1).unsqueeze(-1)).squeeze(-1);
-        return picked.to(ScalarType.Float64).sum(-1).data<double>().ToArray();
     }
 
     /// <summary>
@@ -157,30 +142,7 @@ public class CliSeq2SeqGenerateTests
     private static string T5WithTokenizer(TempDir tmp)
     {
         string dir = CliHarness.CopyDir(CliHarness.Golden("t5_base"), tmp["t5"]);
-        var vocab = new JsonObject { ["<pad>"] = 0, ["</s>"] = 1, ["<unk>"] = 2 };
-        for (int i = 3; i < 128; i++) vocab[$"w{i}"] = i;
-        var added = new JsonArray();
-        foreach (var (id, content) in new[] { (0, "<pad>"), (1, "</s>"), (2, "<unk>") })
-            added.Add(new JsonObject
-            {
-                ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-                ["normalized"] = false, ["special"] = true,
-            });
-        JsonObject Seq() => new() { ["Sequence"] = new JsonObject { ["id"] = "A", ["type_id"] = 0 } };
-        JsonObject Eos() => new() { ["SpecialToken"] = new JsonObject { ["id"] = "</s>", ["type_id"] = 0 } };
-        var json = new JsonObject
-        {
-            ["version"] = "1.0", ["truncation"] = null, ["padding"] = null, ["added_tokens"] = added, ["normalizer"] = null,
-            ["pre_tokenizer"] = new JsonObject { ["type"] = "WhitespaceSplit" },
-            ["post_processor"] = new JsonObject
-            {
-                ["type"] = "TemplateProcessing", ["single"] = new JsonArray(Seq(), Eos()), ["pair"] = new JsonArray(Seq(), Eos()),
-                ["special_tokens"] = new JsonObject { ["</s>"] = new JsonObject { ["id"] = "</s>", ["ids"] = new JsonArray(1), ["tokens"] = new JsonArray("</s>") } },
-            },
-            ["decoder"] = null,
-            ["model"] = new JsonObject { ["type"] = "WordLevel", ["vocab"] = vocab, ["unk_token"] = "<unk>" },
-        };
-        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
+        WordLevelTokenizer.Write(dir, 128, ["<pad>", "</s>", "<unk>"], appendEos: "</s>");
         return dir;
     }
 

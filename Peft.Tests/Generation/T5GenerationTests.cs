@@ -39,7 +39,7 @@ public class T5GenerationTests
     }
 
     /// <summary>Teacher-forced log-probability of each decoder sequence after its start token.</summary>
-    private static double[] LogProbs(ICausalLmRunner runner, Tensor ids, Tensor mask, Tensor sequences)
+    internal static double[] LogProbs(ICausalLmRunner runner, Tensor ids, Tensor mask, Tensor sequences)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();

@@ -56,7 +56,8 @@ public class GoldenPaddedTrainingTests
         string data = dir.File("train.jsonl");
         WriteRows(expected, family, data);
         string outDir = dir.Sub("out");
-        var run = CliHarness.Run("train", "--model", model, "--data", data, "--format", "tokenized",
+        // The rows are pre-tokenized (input_ids, attention_mask, labels); the format is detected from the fields.
+        var run = CliHarness.Run("train", "--model", model, "--data", data,
             "--init-adapter", GoldenData.Dir(CaseName(family)), "--no-shuffle", "--max-grad-norm", "0",
             "--batch-size", "4", "--max-steps", "3", "--scheduler", "constant", "--lr", "1e-2", "--weight-decay", "0.1",
             "--adam-beta1", "0.85", "--adam-beta2", "0.97", "--adam-epsilon", "1e-7", "--out", outDir, "--json-events");

@@ -152,7 +152,7 @@ internal sealed class OptModel : nn.Module
     private bool SkipLayer()
     {
         if (!training || _layerDrop <= 0) return false;
-        using var u = torch.rand(1, generator: _dropout.Generator);
+        using var u = torch.rand(1, device: _dropout.Generator?.device, generator: _dropout.Generator);
         return u.item<float>() < _layerDrop;
     }
 }
