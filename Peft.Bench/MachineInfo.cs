@@ -33,6 +33,12 @@ public static class ProcessMemory
     public static double PeakRssMb() => ReadKb("VmHWM:") / 1024.0;
     public static double CurrentRssMb() => ReadKb("VmRSS:") / 1024.0;
 
+    /// <summary>Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs), so a later peak covers only what follows.</summary>
+    public static void ResetPeak()
+    {
+        if (File.Exists("/proc/self/clear_refs")) File.WriteAllText("/proc/self/clear_refs", "5");
+    }
+
     private static long ReadKb(string key)
     {
         if (!File.Exists("/proc/self/status")) return 0;

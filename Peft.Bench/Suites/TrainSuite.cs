@@ -60,11 +60,35 @@ public static class TrainSuite
         var trainable = peft is null ? TrainableModel.ForFullFineTune(model) : TrainableModel.ForAdapter(peft);
         long nTrainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
         long nAll = model.UniqueNamedParameters().Sum(p => p.Param.numel());
-        // Random token ids, every position a label: the causal-LM loss of the peer baseline.
+        var (durations, peakRss, gflops) = TimeSteps(trainable, model.VocabSize, batch, seq, warmup, steps, gc);
+        double stepS = Stats.Median(durations);
+        long nNoEmbed = nAll - (long)model.VocabSize * model.HiddenSize - (peft is null ? 0 : nTrainable);
+        double flops = peft is null ? 6.0 * nNoEmbed : 4.0 * nNoEmbed + 4.0 * model.NumLayers * seq * model.HiddenSize;
+        var result = new JsonObject
+        {
+            ["config"] = cfgName, ["method"] = method, ["gc"] = gc ? "yes" : "no", ["batch×seq"] = $"{batch}×{seq}",
+            ["trainable"] = nTrainable, ["all"] = nAll, ["trainable %"] = Math.Round(100.0 * nTrainable / nAll, 4),
+            ["tokens_per_s"] = Math.Round(batch * seq / stepS, 1), ["tokens/s"] = Math.Round(batch * seq / stepS, 1),
+            ["step ms"] = Math.Round(stepS * 1000, 1), ["peak RSS MB"] = Math.Round(peakRss, 0),
+            ["model_flops_per_token"] = flops, ["matmul GFLOP/s"] = Math.Round(gflops, 0),
+            ["MFU"] = Math.Round(100 * flops * batch * seq / stepS / (gflops * 1e9), 1) + "%",
+        };
+        if (peft is null) model.Dispose();
+        return result;
+    }
+
+    /// <summary>
+    /// Runs warmup + steps optimizer steps through the <see cref="Trainer"/> on random ids (every position a label: the
+    /// causal-LM loss of the peer baseline); returns the timed step durations, the peak RSS after the last step and the
+    /// fp32 matmul rate measured just before.
+    /// </summary>
+    internal static (List<double> Durations, double PeakRssMb, double Gflops) TimeSteps(
+        TrainableModel trainable, int vocab, int batch, int seq, int warmup, int steps, bool gc)
+    {
         var rng = new Random(0);
         var rows = Enumerable.Range(0, batch).Select(_ =>
         {
-            var ids = Enumerable.Range(0, seq).Select(_ => (long)rng.Next(model.VocabSize)).ToArray();
+            var ids = Enumerable.Range(0, seq).Select(_ => (long)rng.Next(vocab)).ToArray();
             return new Example(ids, ids);
         }).ToList();
         string outDir = Path.Combine(Path.GetTempPath(), "peft-bench-train-" + Guid.NewGuid().ToString("N"));
@@ -92,20 +116,7 @@ public static class TrainSuite
             if (Directory.Exists(outDir)) Directory.Delete(outDir, true);
         }
         var durations = stepEnds.Zip(stepEnds.Skip(1), (a, b) => b - a).Skip(Math.Max(0, warmup - 1)).ToList();
-        double stepS = Stats.Median(durations);
-        long nNoEmbed = nAll - (long)model.VocabSize * model.HiddenSize - (peft is null ? 0 : nTrainable);
-        double flops = peft is null ? 6.0 * nNoEmbed : 4.0 * nNoEmbed + 4.0 * model.NumLayers * seq * model.HiddenSize;
-        var result = new JsonObject
-        {
-            ["config"] = cfgName, ["method"] = method, ["gc"] = gc ? "yes" : "no", ["batch×seq"] = $"{batch}×{seq}",
-            ["trainable"] = nTrainable, ["all"] = nAll, ["trainable %"] = Math.Round(100.0 * nTrainable / nAll, 4),
-            ["tokens_per_s"] = Math.Round(batch * seq / stepS, 1), ["tokens/s"] = Math.Round(batch * seq / stepS, 1),
-            ["step ms"] = Math.Round(stepS * 1000, 1), ["peak RSS MB"] = Math.Round(peakRss, 0),
-            ["model_flops_per_token"] = flops, ["matmul GFLOP/s"] = Math.Round(gflops, 0),
-            ["MFU"] = Math.Round(100 * flops * batch * seq / stepS / (gflops * 1e9), 1) + "%",
-        };
-        if (peft is null) model.Dispose();
-        return result;
+        return (durations, peakRss, gflops);
     }
 
     /// <summary>Synchronous IProgress (Progress&lt;T&gt; would post to the thread pool and race the timing).</summary>

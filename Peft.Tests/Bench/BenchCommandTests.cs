@@ -18,7 +18,7 @@ public class BenchCommandTests
         Assert.True(code == 0, stderr.ToString());
         var json = JsonNode.Parse(File.ReadAllText(tmp.Sub("bench.json")))!;
         Assert.True(json["quick"]!.GetValue<bool>());
-        foreach (var suite in new[] { "machine", "train", "adapter", "infer", "load" })
+        foreach (var suite in new[] { "machine", "train", "adapter", "infer", "load", "quant" })
         {
             var rows = json["suites"]![suite]!["rows"]!.AsArray();
             Assert.NotEmpty(rows);
@@ -28,6 +28,13 @@ public class BenchCommandTests
         Assert.All(train, r => Assert.True(r!["tokens_per_s"]!.GetValue<double>() > 0));
         var lora = train.Single(r => r!["method"]!.GetValue<string>() == "lora_r8")!;
         Assert.Equal(43_008, lora["trainable"]!.GetValue<long>());
+        // Quantised bases: NF4 linear weights take <= 0.16x their fp32 bytes, with double quantisation about 0.13x.
+        var quant = json["suites"]!["quant"]!["rows"]!.AsArray();
+        double Ratio(string b) => quant.Single(r => r!["base"]!.GetValue<string>() == b)!["linear bytes / fp32"]!.GetValue<double>();
+        Assert.Equal(6, quant.Count);
+        Assert.InRange(Ratio("nf4"), 0.14, 0.16);
+        Assert.InRange(Ratio("nf4_dq"), 0.125, 0.135);
+        Assert.InRange(Ratio("int8"), 0.25, 0.26);
         string md = File.ReadAllText(tmp.Sub("bench.md"));
         Assert.Contains("### Training step", md);
         Assert.Contains("| tiny10m | lora_r8 |", md);
