@@ -32,7 +32,7 @@ internal static class EvalCommand
         {
             string dir = p.GetValue(modelDir)!;
             string file = p.GetValue(data)!;
-            if (!File.Exists(file)) throw new FileNotFoundException($"{file}: data file not found", file);
+            if (!File.Exists(file)) throw new PeftUserException($"{file}: data file not found", UserErrorKind.NotFound);
             if (p.GetValue(blockSize) <= 0 || p.GetValue(batchSize) <= 0) throw new UsageException("--block-size and --batch-size must be positive");
             var adapters = p.GetValue(adapter) is { } a ? new[] { AdapterSpec.Parse(a) } : [];
             var config = ModelLoading.LoadConfig(dir);

@@ -32,11 +32,11 @@ internal static class InfoCommand
 
     private static int Execute(CliContext ctx, string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: folder not found");
+        if (!Directory.Exists(dir)) throw new PeftUserException($"{dir}: folder not found", UserErrorKind.NotFound);
         // An adapter folder may also carry a config.json (some trainers copy it); its adapter_config.json says what it is.
         if (File.Exists(Path.Combine(dir, PeftModel.ConfigFileName))) AdapterInfo(ctx, dir);
         else if (File.Exists(Path.Combine(dir, "config.json"))) ModelInfo(ctx, dir);
-        else throw new FileNotFoundException($"{dir}: neither config.json (model) nor {PeftModel.ConfigFileName} (adapter) found");
+        else throw new PeftUserException($"{dir}: neither config.json (model) nor {PeftModel.ConfigFileName} (adapter) found", UserErrorKind.NotFound);
         return CliApp.Success;
     }
 

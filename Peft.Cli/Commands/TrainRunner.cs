@@ -33,9 +33,7 @@ internal static class TrainRunner
         }
     }
 
-    private static bool IsInputError(Exception e) => e is UsageException or DataFormatException or ModelConfigException
-        or ModelLoadException or PeftConfigException or AdapterLoadException or FileNotFoundException or DirectoryNotFoundException
-        or InvalidDataException or SafetensorsFormatException or ArgumentException;
+    private static bool IsInputError(Exception e) => e is PeftUserException;
 
     private static string OneLine(string m) => m.ReplaceLineEndings(" ");
 

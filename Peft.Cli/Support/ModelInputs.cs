@@ -25,7 +25,7 @@ internal sealed class ModelInputs
 
     public static ModelInputs Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: input file not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: input file not found", UserErrorKind.NotFound);
         using var file = SafetensorsFile.Open(path);
         var ids = LoadIds(file, path, "input_ids") ?? throw new ArgumentException($"{path}: tensor 'input_ids' is missing");
         var mask = LoadIds(file, path, "attention_mask");

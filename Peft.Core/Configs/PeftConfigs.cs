@@ -30,7 +30,7 @@ public static class PeftConfigs
     public static PeftConfig Load(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "adapter_config.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: adapter_config.json not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: adapter_config.json not found", UserErrorKind.NotFound);
         JsonNode? node;
         try { node = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new PeftConfigException($"{path}: invalid JSON ({e.Message})"); }

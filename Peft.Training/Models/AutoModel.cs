@@ -173,7 +173,7 @@ public static class AutoModel
     /// <summary>Loads a Hugging Face model folder: config.json + model.safetensors (or a sharded index).</summary>
     public static PretrainedModel FromPretrained(string modelDir, ModelLoadOptions? options = null)
     {
-        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
+        if (!Directory.Exists(modelDir)) throw new PeftUserException($"{modelDir}: model folder not found", UserErrorKind.NotFound);
         var config = ModelConfig.FromFolder(modelDir);
         var model = FromConfig(config, options);
         try

@@ -191,7 +191,8 @@ public abstract class PretrainedModel : nn.Module
     }
 }
 
-public sealed class ModelLoadException(string message) : Exception(message);
+/// <summary>A model folder that cannot be loaded (missing or mismatched weights, unsupported layout).</summary>
+public sealed class ModelLoadException(string message, UserErrorKind kind = UserErrorKind.Invalid) : PeftUserException(message, kind);
 
 public static class DTypes
 {

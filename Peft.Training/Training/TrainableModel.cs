@@ -117,7 +117,7 @@ public sealed class TrainableModel
         {
             var report = peft.LoadAdapterWeights(peft.ActiveAdapter, Path.Combine(dir, PeftModel.WeightsFileName));
             if (report.MissingKeys.Count > 0)
-                throw new InvalidDataException($"{dir}: the checkpoint lacks adapter tensors ({string.Join(", ", report.MissingKeys.Take(3))} ...); was it written for another adapter config?");
+                throw new PeftUserException($"{dir}: the checkpoint lacks adapter tensors ({string.Join(", ", report.MissingKeys.Take(3))} ...); was it written for another adapter config?", UserErrorKind.Invalid);
         }
         else
         {

@@ -41,12 +41,12 @@ public sealed partial class Trainer
     private void Restore(string resumeFrom)
     {
         string dir = CheckpointStore.Resolve(resumeFrom)
-            ?? throw new InvalidDataException($"{resumeFrom}: no complete checkpoint to resume from");
+            ?? throw new PeftUserException($"{resumeFrom}: no complete checkpoint to resume from", UserErrorKind.Invalid);
         var state = TrainerState.Parse(File.ReadAllText(Path.Combine(dir, CheckpointStore.StateFileName)), dir);
         void Same<T>(string field, T saved, T now)
         {
             if (!EqualityComparer<T>.Default.Equals(saved, now))
-                throw new InvalidDataException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ");
+                throw new PeftUserException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ", UserErrorKind.Invalid);
         }
         Same("the number of training examples", state.NumExamples, _train.Count);
         Same("per_device_train_batch_size", state.BatchSize, _o.BatchSize);

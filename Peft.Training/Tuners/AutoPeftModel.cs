@@ -51,7 +51,7 @@ public static class AutoPeftModel
                 tried.Add(candidate);
             }
         }
-        throw new DirectoryNotFoundException(
-            $"{configFile}: base model '{nameOrPath}' not found (looked in: {string.Join(", ", tried.Distinct())}); pass a model root or set PEFT_MODEL_ROOT");
+        throw new PeftUserException(
+            $"{configFile}: base model '{nameOrPath}' not found (looked in: {string.Join(", ", tried.Distinct())}); pass a model root or set PEFT_MODEL_ROOT", UserErrorKind.NotFound);
     }
 }

@@ -61,7 +61,7 @@ public sealed partial class PeftModel
         try
         {
             string file = Path.Combine(adapterDir, WeightsFileName);
-            if (!File.Exists(file)) throw new FileNotFoundException($"{file}: adapter weights not found", file);
+            if (!File.Exists(file)) throw new PeftUserException($"{file}: adapter weights not found", UserErrorKind.NotFound);
             return LoadAdapterWeights(name, file);
         }
         catch
@@ -100,4 +100,5 @@ public sealed partial class PeftModel
     }
 }
 
-public sealed class AdapterLoadException(string message) : Exception(message);
+/// <summary>An adapter folder that cannot be loaded on this model (missing files, shapes or modules that do not match).</summary>
+public sealed class AdapterLoadException(string message, UserErrorKind kind = UserErrorKind.Invalid) : PeftUserException(message, kind);
