@@ -25,5 +25,5 @@ public static class BenchMethods
     private static LoraConfig Lora(int r) => new() { R = r, LoraAlpha = 2 * r, TargetModules = StringOrList.Of("q_proj", "v_proj") };
 
     public static PeftConfig? Create(string name) =>
-        All.TryGetValue(name, out var f) ? f() : throw new ArgumentException($"unknown benchmark method '{name}' (known: {string.Join(", ", All.Keys)})");
+        All.TryGetValue(name, out var f) ? f() : throw new PeftUserException($"unknown benchmark method '{name}' (known: {string.Join(", ", All.Keys)})");
 }

@@ -193,7 +193,7 @@ public sealed class OnnxGraph
                 case 8 when wire == 2: name = r.ReadString(); break;
                 case 9 when wire == 2: data = r.ReadSpan(); varints = false; break;      // raw_data
                 case 14 when wire == 0:
-                    if (r.ReadVarint() == 1) throw new NotSupportedException($"ONNX tensor '{name}' uses external data; only self-contained .onnx files are supported");
+                    if (r.ReadVarint() == 1) throw new PeftUserException($"ONNX tensor '{name}' uses external data; only self-contained .onnx files are supported");
                     break;
                 default: r.Skip(wire); break;
             }

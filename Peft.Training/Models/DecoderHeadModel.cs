@@ -53,7 +53,7 @@ public abstract class DecoderHeadModel : PretrainedModel
         var encoded = Encode(args);
         var logits = Task == TaskType.SequenceClassification
             ? TaskHeads.PoolLastNonPad(_head!.forward(encoded.Hidden), args.InputsEmbeds is null ? args.InputIds : null, _padTokenId)
-            : _head!.forward(nn.functional.dropout(encoded.Hidden, _dropout, training));
+            : _head!.forward(SeededDropout.Apply(encoded.Hidden, _dropout, training, Random));
         return TaskHeads.Output(logits, encoded);
     }
 }

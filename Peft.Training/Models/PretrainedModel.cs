@@ -22,6 +22,13 @@ public abstract class PretrainedModel : nn.Module
 
     public ModelConfig Config { get; }
     public TaskType Task { get; }
+
+    /// <summary>
+    /// Where this model's dropout (its own and its adapters') draws masks from: a training run sets its seeded generator
+    /// here (see <see cref="Training.Trainer"/>), so runs on other threads never touch it. Modules take this reference
+    /// when built and call <see cref="Nn.SeededDropout.Apply"/>.
+    /// </summary>
+    public RandomSource Random { get; } = new();
     public Device Device { get; private set; }
     public ScalarType DType { get; private set; }
     public string ModelType => Config.ModelType;
@@ -69,7 +76,7 @@ public abstract class PretrainedModel : nn.Module
         var trainable = layer.parameters().Where(p => p.requires_grad).ToList();
         // Nothing inside or before the layer needs a gradient: a plain no-graph forward is all checkpointing would do.
         if (trainable.Count == 0 && !hidden.requires_grad) return run(hidden, constants);
-        return GradientCheckpoint.Run(run, hidden, constants, trainable);
+        return GradientCheckpoint.Run(run, hidden, constants, trainable, Random);
     }
 
     /// <summary>Parameters by HF name, each tensor once (tied aliases dropped), in registration order.</summary>
@@ -202,7 +209,7 @@ public static class DTypes
         "bfloat16" => ScalarType.BFloat16,
         "float16" or "half" => ScalarType.Float16,
         "float64" => ScalarType.Float64,
-        _ => throw new ArgumentException($"unsupported dtype '{name}' (expected float32, bfloat16 or float16)"),
+        _ => throw new PeftUserException($"unsupported dtype '{name}' (expected float32, bfloat16 or float16)"),
     };
 
     public static string ToHfName(ScalarType t) => t switch

@@ -14,7 +14,8 @@ namespace Peft.Training.Nn;
 /// The block's trainable parameters are passed to the autograd function as explicit inputs. That makes the node
 /// part of the graph even when the block input does not require grad (frozen embeddings + adapters), so PyTorch's
 /// <c>enable_input_require_grads</c> workaround is not needed, and their gradients flow back through the engine.
-/// The default CPU RNG state is saved and restored around the recompute so dropout masks are identical.
+/// The state of the generator dropout draws from (the model's <see cref="RandomSource"/>) is saved and restored
+/// around the recompute so dropout masks are identical.
 /// </remarks>
 /// <summary>
 /// How a backbone runs one of its layers: directly, or checkpointed (see <see cref="PretrainedModel"/>'s
@@ -32,10 +33,11 @@ public static class GradientCheckpoint
     /// Runs <paramref name="block"/> checkpointed. <paramref name="constants"/> (masks, rotary tables) are kept alive
     /// for the recompute; <paramref name="parameters"/> are the block's parameters that require grad.
     /// </summary>
-    public static Tensor Run(Block block, Tensor input, IReadOnlyList<Tensor> constants, IReadOnlyList<Parameter> parameters)
+    public static Tensor Run(Block block, Tensor input, IReadOnlyList<Tensor> constants, IReadOnlyList<Parameter> parameters,
+        RandomSource? random = null)
     {
         var args = new object[3 + parameters.Count];
-        args[0] = new Payload(block, constants.Count);
+        args[0] = new Payload(block, constants.Count, random ?? new RandomSource());
         args[1] = input;
         // Constants go through save_for_backward (below), which keeps their storage alive after the caller's dispose
         // scope ends; they are not passed as inputs so no gradient slot is reserved for them.
@@ -44,7 +46,7 @@ public static class GradientCheckpoint
         return CheckpointFunction.apply(args);
     }
 
-    private sealed record Payload(Block Block, int ConstantCount);
+    private sealed record Payload(Block Block, int ConstantCount, RandomSource Random);
 
     private sealed record ConstantList(IReadOnlyList<Tensor> Tensors);
 
@@ -64,7 +66,7 @@ public static class GradientCheckpoint
             ctx.save_data("payload", payload);
             ctx.save_data("input_requires_grad", input.requires_grad);
             // save_data takes no tensors: keep the RNG state as bytes.
-            using (var rng = torch.random.get_rng_state()) ctx.save_data("rng", rng.data<byte>().ToArray());
+            using (var rng = payload.Random.GetState()) ctx.save_data("rng", rng.data<byte>().ToArray());
             // apply() already runs this under no_grad: nothing inside the block is recorded.
             return payload.Block(input, constants);
         }
@@ -75,11 +77,11 @@ public static class GradientCheckpoint
             bool inputRequiresGrad = (bool)ctx.get_data("input_requires_grad");
             var rng = (byte[])ctx.get_data("rng");
             var grads = new List<Tensor?>();
-            var current = torch.random.get_rng_state();
+            var current = payload.Random.GetState();
             try
             {
                 using var scope = torch.NewDisposeScope();
-                torch.random.set_rng_state(torch.tensor(rng));
+                payload.Random.SetState(torch.tensor(rng));
                 var saved = ctx.get_saved_variables();
                 var constants = saved.GetRange(1, payload.ConstantCount);
                 var parameters = saved.GetRange(1 + payload.ConstantCount, saved.Count - 1 - payload.ConstantCount);
@@ -102,7 +104,7 @@ public static class GradientCheckpoint
             }
             finally
             {
-                torch.random.set_rng_state(current);
+                payload.Random.SetState(current);
                 current.Dispose();
             }
             return grads!;

@@ -53,7 +53,7 @@ public sealed class TrainableModel
             any |= head;
         }
         if (!any)
-            throw new ArgumentException($"a {model.Task.ToPeftString()} model has no task head to train alone (load it with a classification or QA head)");
+            throw new PeftUserException($"a {model.Task.ToPeftString()} model has no task head to train alone (load it with a classification or QA head)");
         return new TrainableModel(model, null);
     }
 

@@ -40,10 +40,9 @@ public sealed partial class PeftModel
             foreach (var kv in tensors) kv.Value.Dispose();
         }
         // PEFT writes inference_mode=true in saved configs, whatever the live value.
-        bool mode = cfg.InferenceMode;
-        cfg.InferenceMode = true;
-        try { cfg.Save(Path.Combine(target, ConfigFileName)); }
-        finally { cfg.InferenceMode = mode; }
+        var saved = cfg.Clone();
+        saved.InferenceMode = true;
+        saved.Save(Path.Combine(target, ConfigFileName));
     }
 
     /// <summary>Result of loading adapter weights: keys the file had but the model does not, and vice versa.</summary>

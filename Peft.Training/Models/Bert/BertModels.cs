@@ -19,7 +19,7 @@ public abstract class BertFamilyModel : PretrainedModel
     {
         Typed = BertConfig.From(config);
         _bare = bare;
-        Main = new BertMain(Typed, withPooler, device, dtype);
+        Main = new BertMain(Typed, withPooler, device, dtype, Random);
         if (!bare) register_module(Typed.BasePrefix, Main);
         else
         {
@@ -60,7 +60,7 @@ public abstract class BertFamilyModel : PretrainedModel
     /// <summary>The head on the last hidden state [batch, seq, hidden].</summary>
     private protected abstract Tensor Head(Tensor sequence);
 
-    private protected Tensor Dropout(Tensor x) => nn.functional.dropout(x, Typed.ClassifierDropout, training);
+    private protected Tensor Dropout(Tensor x) => SeededDropout.Apply(x, Typed.ClassifierDropout, training, Random);
 }
 
 /// <summary>

@@ -11,12 +11,14 @@ internal sealed record EncoderContext(Tensor? Mask, KvCache? Cache);
 #pragma warning disable IDE1006 // field names are the HF state-dict names
 internal sealed class BertEmbeddings : nn.Module
 {
+    private readonly RandomSource _random;
     public readonly EmbeddingLayer word_embeddings, position_embeddings, token_type_embeddings;
     public readonly LayerNormLayer LayerNorm;
     private readonly BertConfig _c;
 
-    public BertEmbeddings(BertConfig c, Device device, ScalarType dtype) : base(nameof(BertEmbeddings))
+    public BertEmbeddings(BertConfig c, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertEmbeddings))
     {
+        _random = random;
         _c = c;
         word_embeddings = new EmbeddingLayer(c.VocabSize, c.HiddenSize, device, dtype, c.PadTokenId);
         // RoBERTa's position table reserves rows 0..pad for padding, so its init zeroes the pad row too.
@@ -34,7 +36,7 @@ internal sealed class BertEmbeddings : nn.Module
         var positions = args.PositionIds ?? DefaultPositions(args.InputsEmbeds is null ? args.InputIds : null, b, s, past, embeds.device);
         var types = args.TokenTypeIds ?? torch.zeros(b, s, ScalarType.Int64, embeds.device);
         var h = embeds + token_type_embeddings.forward(types) + position_embeddings.forward(positions);
-        h = nn.functional.dropout(LayerNorm.forward(h), _c.HiddenDropout, training);
+        h = SeededDropout.Apply(LayerNorm.forward(h), _c.HiddenDropout, training, _random);
         return h.MoveToOuterDisposeScope();
     }
 
@@ -54,12 +56,14 @@ internal sealed class BertEmbeddings : nn.Module
 
 internal sealed class BertSelfAttention : nn.Module<Tensor, EncoderContext, Tensor>
 {
+    private readonly RandomSource _random;
     private readonly LinearLayer query, key, value;
     private readonly int _layer, _heads, _headDim;
     private readonly double _dropout;
 
-    public BertSelfAttention(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertSelfAttention))
+    public BertSelfAttention(BertConfig c, int layer, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertSelfAttention))
     {
+        _random = random;
         _layer = layer;
         _heads = c.NumHeads;
         _headDim = c.HiddenSize / c.NumHeads;
@@ -87,7 +91,7 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, EncoderContext, Tens
             // Only training needs the probabilities themselves (dropout on them, as BERT does).
             var scores = q.matmul(k.transpose(-1, -2)) * scale;
             if (ctx.Mask is not null) scores = scores + ctx.Mask;
-            var probs = nn.functional.dropout(scores.softmax(-1, ScalarType.Float32).to(q.dtype), _dropout, true);
+            var probs = SeededDropout.Apply(scores.softmax(-1, ScalarType.Float32).to(q.dtype), _dropout, true, _random);
             attn = probs.matmul(v);
         }
         else attn = AttentionOps.Attend(q, k, v, ctx.Mask, scale);
@@ -98,12 +102,14 @@ internal sealed class BertSelfAttention : nn.Module<Tensor, EncoderContext, Tens
 /// <summary>dense → dropout → LayerNorm(· + residual): both <c>attention.output</c> and the layer's <c>output</c>.</summary>
 internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
 {
+    private readonly RandomSource _random;
     private readonly LinearLayer dense;
     private readonly LayerNormLayer LayerNorm;
     private readonly double _dropout;
 
-    public BertResidualOutput(BertConfig c, int inFeatures, Device device, ScalarType dtype) : base(nameof(BertResidualOutput))
+    public BertResidualOutput(BertConfig c, int inFeatures, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertResidualOutput))
     {
+        _random = random;
         dense = new LinearLayer(inFeatures, c.HiddenSize, true, device, dtype);
         LayerNorm = new LayerNormLayer(c.HiddenSize, c.LayerNormEps, device, dtype);
         _dropout = c.HiddenDropout;
@@ -113,7 +119,7 @@ internal sealed class BertResidualOutput : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor residual)
     {
         using var scope = torch.NewDisposeScope();
-        var h = nn.functional.dropout(dense.forward(x), _dropout, training);
+        var h = SeededDropout.Apply(dense.forward(x), _dropout, training, _random);
         return LayerNorm.forward(h + residual).MoveToOuterDisposeScope();
     }
 }
@@ -123,10 +129,10 @@ internal sealed class BertAttention : nn.Module<Tensor, EncoderContext, Tensor>
     private readonly BertSelfAttention self;
     private readonly BertResidualOutput output;
 
-    public BertAttention(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertAttention))
+    public BertAttention(BertConfig c, int layer, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertAttention))
     {
-        self = new BertSelfAttention(c, layer, device, dtype);
-        output = new BertResidualOutput(c, c.HiddenSize, device, dtype);
+        self = new BertSelfAttention(c, layer, device, dtype, random);
+        output = new BertResidualOutput(c, c.HiddenSize, device, dtype, random);
         RegisterComponents();
     }
 
@@ -162,11 +168,11 @@ internal sealed class BertLayer : nn.Module<Tensor, EncoderContext, Tensor>
     private readonly BertIntermediate intermediate;
     private readonly BertResidualOutput output;
 
-    public BertLayer(BertConfig c, int layer, Device device, ScalarType dtype) : base(nameof(BertLayer))
+    public BertLayer(BertConfig c, int layer, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertLayer))
     {
-        attention = new BertAttention(c, layer, device, dtype);
+        attention = new BertAttention(c, layer, device, dtype, random);
         intermediate = new BertIntermediate(c, device, dtype);
-        output = new BertResidualOutput(c, c.IntermediateSize, device, dtype);
+        output = new BertResidualOutput(c, c.IntermediateSize, device, dtype, random);
         RegisterComponents();
     }
 
@@ -182,9 +188,9 @@ internal sealed class BertEncoder : nn.Module
 {
     public readonly ModuleList<BertLayer> layer;
 
-    public BertEncoder(BertConfig c, Device device, ScalarType dtype) : base(nameof(BertEncoder))
+    public BertEncoder(BertConfig c, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertEncoder))
     {
-        layer = new ModuleList<BertLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new BertLayer(c, i, device, dtype)).ToArray());
+        layer = new ModuleList<BertLayer>(Enumerable.Range(0, c.NumLayers).Select(i => new BertLayer(c, i, device, dtype, random)).ToArray());
         RegisterComponents();
     }
 }
@@ -217,10 +223,10 @@ internal sealed class BertMain : nn.Module
     public readonly BertEncoder encoder;
     public readonly BertPooler? pooler;
 
-    public BertMain(BertConfig c, bool withPooler, Device device, ScalarType dtype) : base(nameof(BertMain))
+    public BertMain(BertConfig c, bool withPooler, Device device, ScalarType dtype, RandomSource random) : base(nameof(BertMain))
     {
-        embeddings = new BertEmbeddings(c, device, dtype);
-        encoder = new BertEncoder(c, device, dtype);
+        embeddings = new BertEmbeddings(c, device, dtype, random);
+        encoder = new BertEncoder(c, device, dtype, random);
         if (withPooler) pooler = new BertPooler(c, device, dtype);
         RegisterComponents();
     }

@@ -153,7 +153,7 @@ public static class OnnxBertImporter
     private static string DetectActivation(OnnxGraph graph)
     {
         if (graph.Nodes.Any(n => n.OpType is "Erf" or "Gelu")) return "gelu";
-        throw new NotSupportedException("could not identify the feed-forward activation (expected exact GELU via Erf); only BERT exports with hidden_act 'gelu' are supported");
+        throw new PeftUserException("could not identify the feed-forward activation (expected exact GELU via Erf); only BERT exports with hidden_act 'gelu' are supported");
     }
 
     private static long WriteWeights(string path, Dictionary<string, (OnnxTensor Tensor, bool Transpose)> w, bool pooler)
