@@ -35,4 +35,14 @@ public class CliEvalTests
         using var tmp = new TempDir();
         CliHarness.Run("eval", DemoModelTests.RepoPath("models/peft-demo"), "--data", tmp["missing.jsonl"]).AssertBadInput("missing.jsonl");
     }
+
+    [Fact]
+    public void AMalformedDataFileIsExitCodeTwoNamingTheFileAndLine()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["bad.jsonl"], "{\"text\": \"It is a truth universally acknowledged.\"}\n{\"text\": \"unterminated}\n");
+        var r = CliHarness.Run("eval", DemoModelTests.RepoPath("models/peft-demo"), "--data", tmp["bad.jsonl"]);
+        r.AssertBadInput($"{tmp["bad.jsonl"]}:2:");
+        Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }

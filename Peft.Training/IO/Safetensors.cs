@@ -80,7 +80,7 @@ public static class Safetensors
             if (tensor is null || tensor.IsInvalid)
                 throw new ArgumentException($"Cannot save '{path}': tensor '{name}' is null or disposed.", nameof(tensors));
             var info = TorchDTypes.From(tensor.dtype)
-                ?? throw new PeftUserException(
+                ?? throw new NotSupportedException(
                     $"Cannot save '{path}': tensor '{name}' has dtype {tensor.dtype}, which safetensors cannot store.");
             items.Add(new Item(name, Encoding.UTF8.GetBytes(name), tensor, info));
         }

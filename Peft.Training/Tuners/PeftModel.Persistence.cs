@@ -23,14 +23,32 @@ public sealed partial class PeftModel
         }
     }
 
-    private void SaveAdapter(string name, PeftConfig cfg, string target)
+    /// <summary>The tensors <see cref="SavePretrained"/> writes for <paramref name="name"/> (the caller disposes them).</summary>
+    private List<KeyValuePair<string, Tensor>> CheckpointTensors(string name)
     {
-        Directory.CreateDirectory(target);
         var tensors = new List<KeyValuePair<string, Tensor>>();
         var shaping = Tuner as ICheckpointShapingTuner;
         using (torch.no_grad())
             foreach (var t in AdapterTensors(name))
                 tensors.Add(new(t.CheckpointKey, shaping?.ToCheckpoint(name, t) ?? t.Parameter.detach()));
+        return tensors;
+    }
+
+    /// <summary>
+    /// Bytes of tensor data <see cref="SavePretrained"/> writes for adapter <paramref name="name"/> (the file adds a
+    /// small JSON header). Works on a meta-device model, so a job builder can show it before any weight is read.
+    /// </summary>
+    public long AdapterDataBytes(string name = DefaultAdapterName)
+    {
+        var tensors = CheckpointTensors(name);
+        try { return tensors.Sum(kv => kv.Value.numel() * kv.Value.ElementSize); }
+        finally { foreach (var kv in tensors) kv.Value.Dispose(); }
+    }
+
+    private void SaveAdapter(string name, PeftConfig cfg, string target)
+    {
+        Directory.CreateDirectory(target);
+        var tensors = CheckpointTensors(name);
         try
         {
             Safetensors.Save(Path.Combine(target, WeightsFileName), tensors);
