@@ -117,7 +117,7 @@ public class FineTuneServiceTests(CliModelFixture fx) : IClassFixture<CliModelFi
     {
         var m = FolderInspector.Model(fx.ModelDir);
         Assert.Equal("llama", m.ModelType);
-        Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"], m.TargetableModules);
+        Assert.Equal(["down_proj", "gate_proj", "k_proj", "lm_head", "o_proj", "q_proj", "up_proj", "v_proj"], m.TargetableModules.Order(StringComparer.Ordinal));
         Assert.Equal(["q_proj", "v_proj"], m.DefaultTargets!);
         Assert.False(FolderInspector.IsAdapter(fx.ModelDir));
     }

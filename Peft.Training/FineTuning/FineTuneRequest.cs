@@ -201,11 +201,11 @@ public sealed record FineTuneRequest
             case RequestKey.ValueKind.Text:
                 return text ?? throw Bad("a string");
             case RequestKey.ValueKind.Int:
-                if (jv is not null && jv.GetValueKind() == JsonValueKind.Number && jv.TryGetValue<int>(out var i)) return i;
+                if (jv is not null && jv.GetValueKind() == JsonValueKind.Number && Numeric(jv) is { } n && n == Math.Floor(n) && n is >= int.MinValue and <= int.MaxValue) return (int)n;
                 if (text is not null && int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pi)) return pi;
                 throw Bad("an integer");
             case RequestKey.ValueKind.Number:
-                if (jv is not null && jv.GetValueKind() == JsonValueKind.Number && jv.TryGetValue<double>(out var d) && double.IsFinite(d)) return d;
+                if (jv is not null && jv.GetValueKind() == JsonValueKind.Number && Numeric(jv) is { } d && double.IsFinite(d)) return d;
                 if (text is not null && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var pd) && double.IsFinite(pd)) return pd;
                 throw Bad("a number");
             case RequestKey.ValueKind.Flag:
@@ -223,6 +223,11 @@ public sealed record FineTuneRequest
                 throw Bad("a list of names");
         }
     }
+
+    /// <summary>A JSON number, parsed or built in memory (a JsonValue made from an int does not read back as a double).</summary>
+    private static double? Numeric(JsonValue v) =>
+        v.TryGetValue<double>(out var d) ? d : v.TryGetValue<int>(out var i) ? i : v.TryGetValue<long>(out var l) ? l
+        : v.TryGetValue<float>(out var f) ? f : v.TryGetValue<decimal>(out var m) ? (double)m : null;
 
     private static List<RequestKey> BuildKeys()
     {
