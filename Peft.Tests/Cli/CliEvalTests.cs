@@ -18,8 +18,9 @@ public class CliEvalTests
         var o = JsonNode.Parse(r.Out.Trim())!;
         double loss = o["eval_loss"]!.GetValue<double>(), ppl = o["eval_perplexity"]!.GetValue<double>();
         Assert.Equal(Math.Exp(loss), ppl, 6);
-        // The demo model was pretrained on Austen: held-out Austen is far from uniform over 8,192 tokens.
-        Assert.InRange(ppl, 2, 1000);
+        // The demo model was pretrained on Austen: held-out Austen scores a loss near 4.5 (perplexity ~90), far below
+        // the uniform guess over 8,192 tokens (ln 8192 = 9.01); a broken model or loader lands near or above that.
+        Assert.InRange(loss, 3.5, 5.0);
         Assert.True(o["tokens"]!.GetValue<long>() > 1000);
 
         // A LoRA adapter with random (non-zero) weights must change the score.
