@@ -23,7 +23,7 @@ public static class BenchConfigs
         if (Named.TryGetValue(nameOrPath, out var json)) return ModelConfig.Parse(json);
         if (Directory.Exists(nameOrPath)) return ModelConfig.FromFolder(nameOrPath);
         if (File.Exists(nameOrPath)) return ModelConfig.Load(nameOrPath);
-        throw new ArgumentException($"unknown benchmark config '{nameOrPath}' (use {string.Join(", ", Named.Keys)} or a config.json path)");
+        throw new PeftUserException($"unknown benchmark config '{nameOrPath}' (use {string.Join(", ", Named.Keys)} or a config.json path)");
     }
 
     private static string Llama(int vocab, int hidden, int inter, int layers, int heads, int kv) =>

@@ -1,29 +1,35 @@
-using Peft.Training.Tuners;
-using Peft.Training.Tuners.AdaLora;
-using Peft.Training.Tuners.Ia3;
-using Peft.Training.Tuners.Lora;
-using Peft.Training.Tuners.PrefixTuning;
+using Peft.Training.FineTuning;
 
 namespace Peft.Bench;
 
-/// <summary>The fine-tuning methods the benchmark compares; null config = full fine-tuning.</summary>
+/// <summary>
+/// The benchmark's rows: named fine-tuning requests of the methods in <see cref="FineTuneMethods"/> (the table the CLI
+/// and the hub use), with the peer baseline's settings. Dropout is 0, as in PEFT's defaults the baseline ran with.
+/// </summary>
 public static class BenchMethods
 {
-    public static readonly IReadOnlyDictionary<string, Func<PeftConfig?>> All = new Dictionary<string, Func<PeftConfig?>>
+    private static readonly string[] QueryValue = ["q_proj", "v_proj"];
+
+    public static readonly IReadOnlyDictionary<string, FineTuneRequest> All = new Dictionary<string, FineTuneRequest>
     {
-        ["full"] = () => null,
-        ["lora_r8"] = () => Lora(8),
-        ["lora_r16"] = () => Lora(16),
-        ["lora_r64"] = () => Lora(64),
-        ["dora"] = () => new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = StringOrList.Of("q_proj", "v_proj"), UseDora = true },
-        ["ia3"] = () => new Ia3Config(),
-        ["prefix"] = () => new PrefixTuningConfig { NumVirtualTokens = 20, TaskType = Core.Models.TaskType.CausalLM },
-        ["adalora"] = () => new AdaLoraConfig { InitR = 12, TargetR = 8, LoraAlpha = 16, TargetModules = StringOrList.Of("q_proj", "v_proj"), TotalStep = 1000 },
+        ["full"] = new() { Method = "full" },
+        ["lora_r8"] = Lora(8),
+        ["lora_r16"] = Lora(16),
+        ["lora_r64"] = Lora(64),
+        ["dora"] = Lora(8) with { Method = "dora" },
+        ["ia3"] = new() { Method = "ia3" },
+        ["prefix"] = new() { Method = "prefix", NumVirtualTokens = 20 },
+        ["adalora"] = new() { Method = "adalora", InitR = 12, TargetR = 8, LoraAlpha = 16, LoraDropout = 0, TargetModules = QueryValue },
     };
 
     /// <summary>LoRA on q_proj, v_proj with alpha = 2r (r=8 → alpha 16, the issue's default LoRA row).</summary>
-    private static LoraConfig Lora(int r) => new() { R = r, LoraAlpha = 2 * r, TargetModules = StringOrList.Of("q_proj", "v_proj") };
+    private static FineTuneRequest Lora(int r) => new() { Method = "lora", R = r, LoraAlpha = 2 * r, LoraDropout = 0, TargetModules = QueryValue };
 
-    public static PeftConfig? Create(string name) =>
-        All.TryGetValue(name, out var f) ? f() : throw new ArgumentException($"unknown benchmark method '{name}' (known: {string.Join(", ", All.Keys)})");
+    /// <summary>
+    /// The row's adapter config for a causal LM (null = full fine-tuning); AdaLoRA schedules its budget over
+    /// <paramref name="plannedSteps"/>.
+    /// </summary>
+    public static PeftConfig? Create(string name, int plannedSteps = 1000) =>
+        All.TryGetValue(name, out var request) ? FineTuneMethods.CreateConfig(request, TaskType.CausalLM, plannedSteps)
+            : throw new PeftUserException($"unknown benchmark method '{name}' (known: {string.Join(", ", All.Keys)})", UserErrorKind.BadRequest);
 }

@@ -12,7 +12,7 @@ public static class BenchRunner
     public static BenchReport Run(IReadOnlyList<string> suites, BenchOptions options, ChildRunner child, TextWriter progress)
     {
         foreach (var s in suites)
-            if (!Suites.Contains(s)) throw new ArgumentException($"unknown benchmark suite '{s}' (train, adapter, infer, load, quant, all)");
+            if (!Suites.Contains(s)) throw new PeftUserException($"unknown benchmark suite '{s}' (train, adapter, infer, load, quant, all)");
         if (options.Threads is int t) torch.set_num_threads(t);
         var report = new BenchReport { Machine = MachineInfo.Current(), Quick = options.Quick };
         progress.WriteLine("measuring matmul throughput...");

@@ -79,12 +79,11 @@ public static class CliApp
         return $"usage: peft {string.Join(" ", path)}{args} [options]; see 'peft {string.Join(" ", path)} --help'";
     }
 
-    /// <summary>Errors caused by the user's files or arguments (as opposed to bugs): exit code 2.</summary>
-    private static bool IsBadInput(Exception e) => e is FileNotFoundException or DirectoryNotFoundException
-        or ModelConfigException or PeftConfigException or SafetensorsFormatException or AdapterLoadException
-        or ModelLoadException or ArgumentException or UsageException or InvalidDataException
-        // Thrown for features the engine lacks on the user's inputs (e.g. DoRA adapters in a mixed batch).
-        or NotSupportedException;
+    /// <summary>
+    /// Errors caused by the user's files or arguments (as opposed to bugs): exit code 2. Every such error derives from
+    /// <see cref="PeftUserException"/>.
+    /// Nothing is reclassified by its type: any other exception is a bug and exits 1.</summary>
+    private static bool IsBadInput(Exception e) => e is PeftUserException;
 
     /// <summary>Scripts parse stderr line by line, so every error is a single line.</summary>
     private static string OneLine(string message)

@@ -3,7 +3,6 @@ using Peft.Training.Data;
 using Peft.Training.Models;
 using Peft.Training.Training;
 using Peft.Training.Tuners;
-using Peft.Training.Tuners.AdaLora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,8 +53,7 @@ public static class TrainSuite
         int warmup = spec["warmup"]!.GetValue<int>(), steps = spec["steps"]!.GetValue<int>();
         var model = AutoModel.FromConfig(BenchConfigs.Resolve(cfgName));
         model.InitWeights(0);
-        var peftConfig = BenchMethods.Create(method);
-        if (peftConfig is AdaLoraConfig ada) ada.TotalStep = 10 * (warmup + steps);
+        var peftConfig = BenchMethods.Create(method, plannedSteps: 10 * (warmup + steps));
         using var peft = peftConfig is null ? null : PeftModel.Create(model, peftConfig, seed: 0);
         var trainable = peft is null ? TrainableModel.ForFullFineTune(model) : TrainableModel.ForAdapter(peft);
         long nTrainable = model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());

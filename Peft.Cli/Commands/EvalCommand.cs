@@ -1,10 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Peft.Cli.Support;
-using Peft.Training.Data;
-using Peft.Training.Models;
-using Peft.Training.Tokenization;
-using Peft.Training.Training;
+using Peft.Training.FineTuning;
 
 namespace Peft.Cli.Commands;
 
@@ -32,55 +29,18 @@ internal static class EvalCommand
         quantize.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            var quantization = quantize.Read(p);
-            string dir = p.GetValue(modelDir)!;
-            string file = p.GetValue(data)!;
-            if (!File.Exists(file)) throw new FileNotFoundException($"{file}: data file not found", file);
-            if (p.GetValue(blockSize) <= 0 || p.GetValue(batchSize) <= 0) throw new UsageException("--block-size and --batch-size must be positive");
-            var adapters = p.GetValue(adapter) is { } a ? new[] { AdapterSpec.Parse(a) } : [];
-            var config = ModelLoading.LoadConfig(dir);
-            var task = AutoModel.ResolveTask(config, ModelLoading.CheckAdapterConfigs(adapters));
-            bool classifies = task is TaskType.SequenceClassification or TaskType.TokenClassification;
-            var fmt = Format(p.GetValue(format), task);
-            using var tokenizer = AutoTokenizer.FromFolder(dir);
-            var dataset = DatasetBuilder.Load(file, tokenizer, new DatasetOptions
+            var report = ModelEvaluation.Run(new EvaluationRequest(p.GetValue(modelDir)!, p.GetValue(data)!)
             {
-                Format = fmt, Task = task, BlockSize = p.GetValue(blockSize), MaxLength = p.GetValue(blockSize),
-                LabelNames = classifies ? TaskHeads.LabelNames(config) : null,
+                AdapterDir = p.GetValue(adapter), Format = p.GetValue(format), BlockSize = p.GetValue(blockSize), BatchSize = p.GetValue(batchSize),
+                Quantization = quantize.Read(p),
             });
-            var model = ModelLoading.LoadModel(ctx, dir, task, quantization);
-            var peft = adapters.Length > 0 ? ModelLoading.AttachAdapters(ctx, model, adapters) : null;
-            try
-            {
-                var collator = new DataCollator(model.Task, tokenizer.PadTokenId ?? tokenizer.EosTokenId ?? 0);
-                var result = Evaluation.Run(TrainableModel.ForEvaluation(model, peft), collator, dataset, p.GetValue(batchSize));
-                var json = new JsonObject();
-                foreach (var (k, v) in result.Metrics) json[k] = v;
-                json[classifies ? "labels" : "tokens"] = result.Counted;
-                json["examples"] = dataset.Count;
-                ctx.Out.WriteLine(json.ToJsonString());
-                return CliApp.Success;
-            }
-            finally
-            {
-                if (peft is not null) peft.Dispose();
-                else model.Dispose();
-            }
+            var json = new JsonObject();
+            foreach (var (k, v) in report.Metrics) json[k] = v;
+            json[report.Classifies ? "labels" : "tokens"] = report.Counted;
+            json["examples"] = report.Examples;
+            ctx.Out.WriteLine(json.ToJsonString());
+            return CliApp.Success;
         });
         return cmd;
-    }
-
-    private static DataFormat Format(string? given, TaskType task)
-    {
-        if (given is null)
-            return task switch
-            {
-                TaskType.SequenceClassification => DataFormat.Classification,
-                TaskType.TokenClassification => DataFormat.TokenClassification,
-                _ => DataFormat.Text,
-            };
-        return Enum.TryParse(given.Replace("-", ""), ignoreCase: true, out DataFormat fmt) && Enum.IsDefined(fmt)
-            ? fmt
-            : throw new UsageException($"--format: unknown format '{given}'");
     }
 }

@@ -156,13 +156,9 @@ internal static class GenerateCommand
         {
             return AutoTokenizer.FromFolder(modelDir);
         }
-        catch (FileNotFoundException e)
+        catch (PeftUserException e) when (e.Kind == UserErrorKind.NotFound)
         {
             throw new UsageException($"--prompt needs a tokenizer: {e.Message} (or use --input with token ids)");
-        }
-        catch (InvalidDataException e)
-        {
-            throw new UsageException(e.Message); // malformed tokenizer files are the user's input, not a bug
         }
     }
 

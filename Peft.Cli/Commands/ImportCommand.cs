@@ -57,7 +57,7 @@ internal static class ImportCommand
             var watch = Stopwatch.StartNew();
             string onnxPath = p.GetValue(onnx)!, vocabPath = p.GetValue(vocab)!;
             foreach (var f in new[] { onnxPath, vocabPath })
-                if (!File.Exists(f)) throw new FileNotFoundException($"{f}: file not found", f);
+                if (!File.Exists(f)) throw new PeftUserException($"{f}: file not found", UserErrorKind.NotFound);
             var result = ctx.Step("Converting", () => OnnxBertImporter.Import(
                 File.ReadAllBytes(onnxPath), File.ReadAllText(vocabPath), p.GetValue(output)!, p.GetValue(heads), !p.GetValue(cased)));
             return Report(ctx, watch, result, onnxPath);

@@ -34,7 +34,7 @@ internal static class ModelCommand
             string? tokDir = p.GetValue(tokenizer);
             var modelConfig = ModelConfig.Load(configPath);
             if (tokDir is not null && !File.Exists(Path.Combine(tokDir, "tokenizer.json")))
-                throw new FileNotFoundException($"{Path.Combine(tokDir, "tokenizer.json")}: --tokenizer folder has no tokenizer.json");
+                throw new PeftUserException($"{Path.Combine(tokDir, "tokenizer.json")}: --tokenizer folder has no tokenizer.json", UserErrorKind.NotFound);
             using var folder = OutputFolder.Begin(outDir, p.GetValue(force), tokDir is null ? [] : [tokDir]);
             using var model = AutoModel.FromConfig(modelConfig);
             model.InitWeights(p.GetValue(seed));

@@ -48,7 +48,7 @@ internal static class TokenizerCommand
         if (minFrequency < 1) throw new UsageException($"--min-frequency {minFrequency}: must be at least 1");
         if (maxLength is <= 0) throw new UsageException($"--model-max-length {maxLength}: must be positive");
         foreach (var f in files)
-            if (!File.Exists(f)) throw new FileNotFoundException($"--data {f}: file does not exist", f);
+            if (!File.Exists(f)) throw new PeftUserException($"--data {f}: file does not exist", UserErrorKind.NotFound);
         if (File.Exists(outDir)) throw new UsageException($"--out {outDir}: is a file, expected a folder");
         // Only the tokenizer files are replaced: the folder may already hold (or later receive) model weights.
         string[] written = [BpeTokenizerWriter.TokenizerJson, BpeTokenizerWriter.TokenizerConfig, BpeTokenizerWriter.SpecialTokensMap];
@@ -68,7 +68,7 @@ internal static class TokenizerCommand
                     chars += t.Length;
                 }
         }
-        catch (InvalidDataException e)
+        catch (PeftUserException e)
         {
             throw new UsageException($"--data: {e.Message}");   // a malformed data file is the user's input
         }

@@ -12,7 +12,7 @@ public sealed record AdapterSpec(string Name, string Dir)
         var spec = eq > 0 && !Directory.Exists(value)
             ? new AdapterSpec(value[..eq], value[(eq + 1)..])
             : new AdapterSpec(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(value))), value);
-        if (!Directory.Exists(spec.Dir)) throw new DirectoryNotFoundException($"{spec.Dir}: adapter folder not found");
+        if (!Directory.Exists(spec.Dir)) throw new PeftUserException($"{spec.Dir}: adapter folder not found", UserErrorKind.NotFound);
         return spec;
     }
 

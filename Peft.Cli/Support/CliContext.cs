@@ -17,4 +17,4 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
 }
 
 /// <summary>A bad argument combination or value detected by the tool itself (exit code 2).</summary>
-public sealed class UsageException(string message) : Exception(message);
+public sealed class UsageException(string message) : PeftUserException(message, UserErrorKind.BadRequest);

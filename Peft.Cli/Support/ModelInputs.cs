@@ -25,15 +25,15 @@ internal sealed class ModelInputs
 
     public static ModelInputs Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: input file not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: input file not found", UserErrorKind.NotFound);
         using var file = SafetensorsFile.Open(path);
-        var ids = LoadIds(file, path, "input_ids") ?? throw new ArgumentException($"{path}: tensor 'input_ids' is missing");
+        var ids = LoadIds(file, path, "input_ids") ?? throw new UsageException($"{path}: tensor 'input_ids' is missing");
         var mask = LoadIds(file, path, "attention_mask");
         if (mask is not null && !mask.shape.SequenceEqual(ids.shape))
-            throw new ArgumentException($"{path}: 'attention_mask' has shape [{string.Join(", ", mask.shape)}] but 'input_ids' has [{string.Join(", ", ids.shape)}]");
+            throw new UsageException($"{path}: 'attention_mask' has shape [{string.Join(", ", mask.shape)}] but 'input_ids' has [{string.Join(", ", ids.shape)}]");
         var decoder = LoadIds(file, path, "decoder_input_ids");
         if (decoder is not null && decoder.shape[0] != ids.shape[0])
-            throw new ArgumentException($"{path}: 'decoder_input_ids' has {decoder.shape[0]} rows but 'input_ids' has {ids.shape[0]}");
+            throw new UsageException($"{path}: 'decoder_input_ids' has {decoder.shape[0]} rows but 'input_ids' has {ids.shape[0]}");
         return new ModelInputs(ids, mask, decoder);
     }
 
@@ -43,10 +43,10 @@ internal sealed class ModelInputs
         if (!file.Contains(key)) return null;
         var entry = file[key];
         if (entry.Shape.Length != 2 || entry.Shape[0] == 0 || entry.Shape[1] == 0)
-            throw new ArgumentException($"{path}: '{key}' must be a non-empty [batch, seq] tensor, got shape [{string.Join(", ", entry.Shape)}]");
+            throw new UsageException($"{path}: '{key}' must be a non-empty [batch, seq] tensor, got shape [{string.Join(", ", entry.Shape)}]");
         var raw = file.Load(key); // in the caller's dispose scope, like the result
         if (raw.dtype is not (ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte))
-            throw new ArgumentException($"{path}: '{key}' must hold integers, got {raw.dtype}");
+            throw new UsageException($"{path}: '{key}' must hold integers, got {raw.dtype}");
         return raw.to(ScalarType.Int64);
     }
 
@@ -57,7 +57,7 @@ internal sealed class ModelInputs
         if (model.IsEncoderDecoder)
         {
             if (DecoderInputIds is null)
-                throw new ArgumentException($"{path}: 'decoder_input_ids' is required for the encoder-decoder model_type '{model.ModelType}'");
+                throw new UsageException($"{path}: 'decoder_input_ids' is required for the encoder-decoder model_type '{model.ModelType}'");
             CheckRange(DecoderInputIds, "decoder_input_ids", model.VocabSize, path);
         }
         return new ForwardArgs
@@ -76,6 +76,6 @@ internal sealed class ModelInputs
     {
         long min = ids.min().item<long>(), max = ids.max().item<long>();
         if (min < 0 || max >= vocab)
-            throw new ArgumentException($"{path}: '{key}' holds ids in [{min}, {max}] but the vocabulary has {vocab} entries");
+            throw new UsageException($"{path}: '{key}' holds ids in [{min}, {max}] but the vocabulary has {vocab} entries");
     }
 }

@@ -9,7 +9,7 @@ internal static class ModelLoading
     /// <summary>config.json of a model folder; a missing folder is reported as such, not as a missing config.json.</summary>
     public static ModelConfig LoadConfig(string modelDir)
     {
-        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
+        if (!Directory.Exists(modelDir)) throw new PeftUserException($"{modelDir}: model folder not found", UserErrorKind.NotFound);
         return ModelConfig.FromFolder(modelDir);
     }
 

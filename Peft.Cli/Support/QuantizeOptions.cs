@@ -23,17 +23,6 @@ internal sealed class QuantizeOptions
     public QuantizationConfig? Read(ParseResult p) => Build(p.GetValue(Method), p.GetValue(DoubleQuant), "--quantize");
 
     /// <summary>The config for a method name (null = no quantisation); bad names are usage errors naming <paramref name="flag"/>.</summary>
-    public static QuantizationConfig? Build(string? method, bool doubleQuant, string flag)
-    {
-        if (method is null)
-        {
-            if (doubleQuant) throw new UsageException("--double-quant needs --quantize nf4 or fp4");
-            return null;
-        }
-        QuantMethod m;
-        try { m = QuantizationConfig.ParseMethod(method); }
-        catch (ArgumentException e) { throw new UsageException($"{flag}: {e.Message}"); }
-        if (doubleQuant && m == QuantMethod.Int8) throw new UsageException("--double-quant applies to nf4 and fp4 only");
-        return new QuantizationConfig { Method = m, DoubleQuant = doubleQuant };
-    }
+    public static QuantizationConfig? Build(string? method, bool doubleQuant, string flag) =>
+        QuantizationConfig.FromNames(method, doubleQuant, flag, "--double-quant");
 }

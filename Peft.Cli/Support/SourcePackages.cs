@@ -94,7 +94,7 @@ internal static class SourcePackages
             if (!StdlibParts.Any(p => entry.Name.StartsWith(p, StringComparison.Ordinal))) continue;
             string dest = Path.GetFullPath(Path.Combine(target, entry.Name));
             if (!dest.StartsWith(root, StringComparison.Ordinal))
-                throw new InvalidDataException($"{tgz}: entry '{entry.Name}' points outside the target folder.");
+                throw new PeftUserException($"{tgz}: entry '{entry.Name}' points outside the target folder.", UserErrorKind.Invalid);
             Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
             entry.ExtractToFile(dest, overwrite: true);
         }

@@ -94,7 +94,8 @@ public abstract class PeftConfig
     /// Deep copy via the JSON text: re-parsing the in-memory nodes would fail, because a JsonValue built from an int
     /// (e.g. lora_alpha 8) does not convert to double the way a parsed number does.
     /// </summary>
-    public PeftConfig Clone() => PeftConfigs.Parse((JsonObject)JsonNode.Parse(ToJsonString())!, "(clone)");
+    /// Not validated: a copy of an invalid config reports its problem where it is used, not as a clone error.
+    public PeftConfig Clone() => PeftConfigs.Parse((JsonObject)JsonNode.Parse(ToJsonString())!, "(clone)", validate: false);
 }
 
 public sealed class PeftConfigException(string message) : PeftUserException(message);

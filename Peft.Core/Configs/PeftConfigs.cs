@@ -30,7 +30,7 @@ public static class PeftConfigs
     public static PeftConfig Load(string path)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "adapter_config.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: adapter_config.json not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: adapter_config.json not found", UserErrorKind.NotFound);
         JsonNode? node;
         try { node = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new PeftConfigException($"{path}: invalid JSON ({e.Message})"); }
@@ -38,7 +38,9 @@ public static class PeftConfigs
         return Parse(obj, path);
     }
 
-    public static PeftConfig Parse(JsonObject json, string source)
+    public static PeftConfig Parse(JsonObject json, string source) => Parse(json, source, validate: true);
+
+    internal static PeftConfig Parse(JsonObject json, string source, bool validate)
     {
         var r = new JsonFieldReader(json, source);
         string peftType = r.String("peft_type") ?? throw r.Error("peft_type", "is missing");
@@ -46,6 +48,7 @@ public static class PeftConfigs
         try { config = Create(peftType); }
         catch (PeftConfigException e) { throw new PeftConfigException($"{source}: {e.Message}"); }
         config.ReadCommon(r);
+        if (!validate) return config;
         try { config.Validate(); }
         catch (PeftConfigException e) { throw new PeftConfigException($"{source}: {e.Message}"); }
         return config;

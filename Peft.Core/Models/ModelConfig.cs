@@ -28,7 +28,7 @@ public sealed class ModelConfig
 
     public static ModelConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: config.json not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: config.json not found", UserErrorKind.NotFound);
         JsonNode? node;
         try { node = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new ModelConfigException($"{path}: invalid JSON ({e.Message})"); }

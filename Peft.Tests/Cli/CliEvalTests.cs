@@ -18,8 +18,9 @@ public class CliEvalTests
         var o = JsonNode.Parse(r.Out.Trim())!;
         double loss = o["eval_loss"]!.GetValue<double>(), ppl = o["eval_perplexity"]!.GetValue<double>();
         Assert.Equal(Math.Exp(loss), ppl, 6);
-        // The demo model was pretrained on Austen: held-out Austen is far from uniform over 8,192 tokens.
-        Assert.InRange(ppl, 2, 1000);
+        // The demo model was pretrained on Austen: held-out Austen scores a loss near 4.5 (perplexity ~90), far below
+        // the uniform guess over 8,192 tokens (ln 8192 = 9.01); a broken model or loader lands near or above that.
+        Assert.InRange(loss, 3.5, 5.0);
         Assert.True(o["tokens"]!.GetValue<long>() > 1000);
 
         // A LoRA adapter with random (non-zero) weights must change the score.
@@ -34,5 +35,15 @@ public class CliEvalTests
     {
         using var tmp = new TempDir();
         CliHarness.Run("eval", DemoModelTests.RepoPath("models/peft-demo"), "--data", tmp["missing.jsonl"]).AssertBadInput("missing.jsonl");
+    }
+
+    [Fact]
+    public void AMalformedDataFileIsExitCodeTwoNamingTheFileAndLine()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp["bad.jsonl"], "{\"text\": \"It is a truth universally acknowledged.\"}\n{\"text\": \"unterminated}\n");
+        var r = CliHarness.Run("eval", DemoModelTests.RepoPath("models/peft-demo"), "--data", tmp["bad.jsonl"]);
+        r.AssertBadInput($"{tmp["bad.jsonl"]}:2:");
+        Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }

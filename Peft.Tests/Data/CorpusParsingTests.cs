@@ -25,7 +25,7 @@ public class CorpusParsingTests
 
     [Fact]
     public void SotuFileName_UnknownParty_IsInvalidData() =>
-        Assert.Throws<InvalidDataException>(() => SotuCorpus.ParseFileName("1790_george_washington_zz.txt"));
+        Assert.Throws<PeftUserException>(() => SotuCorpus.ParseFileName("1790_george_washington_zz.txt"));
 
     [Fact]
     public void SotuChunks_AreWholeSentencesOfOneAddressAndSplit()

@@ -72,7 +72,7 @@ public class RSerializationTests
             "closure" => RBlob.Header().Flags(3).ToArray(),
             _ => RBlob.Header().Int((7 << 8) | 255).ToArray(),
         };
-        Assert.Throws<InvalidDataException>(() => RXdrReader.Read(blob));
+        Assert.Throws<PeftUserException>(() => RXdrReader.Read(blob));
     }
 
     [Fact]
@@ -91,6 +91,6 @@ public class RSerializationTests
     {
         var (rdx, rdb) = RBlob.LazyLoadDb(("emma", ["EMMA"]));
         rdb[3] ^= 0x01;   // the stored uncompressed length no longer matches
-        Assert.Throws<InvalidDataException>(() => RLazyLoadDb.FromBytes(rdx, rdb).Read("emma"));
+        Assert.Throws<PeftUserException>(() => RLazyLoadDb.FromBytes(rdx, rdb).Read("emma"));
     }
 }

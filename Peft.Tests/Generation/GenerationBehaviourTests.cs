@@ -115,7 +115,7 @@ public class GenerationBehaviourTests
         Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { AdapterNames = ["__base__"] }));
         Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { AdapterNames = ["__base__", "__base__"] }));
         Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { DoSample = true, Temperature = 0 }));
-        Assert.Throws<NotSupportedException>(() => Run(new GenerationOptions { NumBeams = 2, DoSample = true }));
-        Assert.Throws<NotSupportedException>(() => Run(new GenerationOptions { NumBeams = 2, OnStep = _ => { } }));
+        Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { NumBeams = 2, DoSample = true }));
+        Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { NumBeams = 2, OnStep = _ => { } }));
     }
 }

@@ -94,10 +94,10 @@ public class SafetensorsCheckpointReaderTests : IDisposable
     [Fact]
     public void EmptyFolder_NamesTheFolder()
     {
-        var ex = Assert.Throws<FileNotFoundException>(() => CheckpointReader.OpenFolder(_dir.Path));
+        var ex = Assert.Throws<PeftUserException>(() => CheckpointReader.OpenFolder(_dir.Path));
         Assert.Contains(_dir.Path, ex.Message);
         Assert.Contains(CheckpointReader.IndexFileName, ex.Message);
-        Assert.Throws<DirectoryNotFoundException>(() => CheckpointReader.OpenFolder(_dir.File("nope")));
+        Assert.Throws<PeftUserException>(() => CheckpointReader.OpenFolder(_dir.File("nope")));
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public class SafetensorsCheckpointReaderTests : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         WriteShardedFolder(new() { ["model.embed.weight"] = "model-00009-of-00009.safetensors" });
-        var ex = Assert.Throws<FileNotFoundException>(() => CheckpointReader.OpenFolder(_dir.Path));
+        var ex = Assert.Throws<PeftUserException>(() => CheckpointReader.OpenFolder(_dir.Path));
         Assert.Contains("model-00009-of-00009.safetensors", ex.Message);
     }
 

@@ -116,7 +116,7 @@ public class SafetensorsCorruptFileTests : IDisposable
         using var z2 = file.Load("z2");
         Assert.Equal([3L, 0], z2.shape);
         // A dtype the format knows but TorchSharp cannot hold fails on load, not on open.
-        var ex = Assert.Throws<NotSupportedException>(() => file.Load("u"));
+        var ex = Assert.Throws<PeftUserException>(() => file.Load("u"));
         Assert.Contains("U16", ex.Message);
     }
 }

@@ -174,8 +174,8 @@ public class ModelFeatureTests
         Assert.Contains(tmp.Sub("model.safetensors"), corrupt.Message);
 
         File.Delete(tmp.Sub("model.safetensors"));
-        Assert.Throws<FileNotFoundException>(() => AutoModel.FromPretrained(tmp.Path));
-        Assert.Throws<DirectoryNotFoundException>(() => AutoModel.FromPretrained(tmp.Sub("nope")));
+        Assert.Throws<PeftUserException>(() => AutoModel.FromPretrained(tmp.Path));
+        Assert.Throws<PeftUserException>(() => AutoModel.FromPretrained(tmp.Sub("nope")));
     }
 
     [Fact]

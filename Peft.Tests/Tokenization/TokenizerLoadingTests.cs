@@ -7,12 +7,12 @@ public class TokenizerLoadingTests
     [Fact]
     public void MissingFolderOrFileNamesIt()
     {
-        Assert.Throws<DirectoryNotFoundException>(() => AutoTokenizer.FromFolder("/no/such/model/dir"));
+        Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFolder("/no/such/model/dir"));
         using var dir = TokenizerFixtures.CopyWith(null);
-        var e = Assert.Throws<FileNotFoundException>(() => AutoTokenizer.FromFolder(dir.Path));
-        Assert.Equal(Path.Combine(dir.Path, "tokenizer.json"), e.FileName);
+        var e = Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFolder(dir.Path));
+        Assert.Equal(UserErrorKind.NotFound, e.Kind);
         Assert.Contains("tokenizer.json", e.Message);
-        var f = Assert.Throws<FileNotFoundException>(() => AutoTokenizer.FromFile(Path.Combine(dir.Path, "x.json")));
+        var f = Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFile(Path.Combine(dir.Path, "x.json")));
         Assert.Contains("x.json", f.Message);
     }
 
@@ -20,7 +20,7 @@ public class TokenizerLoadingTests
     public void SlowOnlyCheckpointSaysWhy()
     {
         using var dir = TokenizerFixtures.CopyWith(null, ("vocab.txt", "[PAD]\n[UNK]\n"));
-        var e = Assert.Throws<FileNotFoundException>(() => AutoTokenizer.FromFolder(dir.Path));
+        var e = Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFolder(dir.Path));
         Assert.Contains("vocab.txt", e.Message);
     }
 
@@ -31,7 +31,7 @@ public class TokenizerLoadingTests
     public void InvalidJsonNamesTheFile(string file, string content)
     {
         using var dir = TokenizerFixtures.CopyWith("llama2-tiny", (file, content));
-        var e = Assert.Throws<InvalidDataException>(() => AutoTokenizer.FromFolder(dir.Path));
+        var e = Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFolder(dir.Path));
         Assert.Contains(Path.Combine(dir.Path, file), e.Message);
     }
 
@@ -43,7 +43,7 @@ public class TokenizerLoadingTests
     public void UnusableTokenizerJsonNamesTheFile(string content)
     {
         using var dir = TokenizerFixtures.CopyWith(null, ("tokenizer.json", content));
-        var e = Assert.Throws<InvalidDataException>(() => AutoTokenizer.FromFolder(dir.Path));
+        var e = Assert.Throws<PeftUserException>(() => AutoTokenizer.FromFolder(dir.Path));
         Assert.Contains(Path.Combine(dir.Path, "tokenizer.json"), e.Message);
     }
 

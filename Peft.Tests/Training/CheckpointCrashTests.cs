@@ -56,8 +56,8 @@ public class CheckpointCrashTests
         using (var fs = new FileStream(Path.Combine(truncated, "model.safetensors"), FileMode.Open)) fs.SetLength(fs.Length / 2);
 
         Assert.Equal(good, CheckpointStore.Resolve(dir.Path));
-        Assert.Throws<InvalidDataException>(() => CheckpointStore.Resolve(noState));
-        Assert.Contains("manifest", Assert.Throws<InvalidDataException>(() => CheckpointStore.Resolve(truncated)).Message);
+        Assert.Throws<PeftUserException>(() => CheckpointStore.Resolve(noState));
+        Assert.Contains("manifest", Assert.Throws<PeftUserException>(() => CheckpointStore.Resolve(truncated)).Message);
 
         var steps = new List<int>();
         using (var model = TinyModels.Llama(seed: 99)) // other initial weights: the checkpoint must overwrite them

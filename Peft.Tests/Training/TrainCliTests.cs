@@ -92,7 +92,7 @@ public class TrainCliTests(CliModelFixture fx) : IClassFixture<CliModelFixture>
         Assert.Contains($"{bad}:2: invalid JSON", err);
         (code, _, err) = Run("--data", fx.Data, "--out", fx.Scratch("z"));
         Assert.Equal(2, code);
-        Assert.Contains("--model is required", err);
+        Assert.Contains("--model: is required", err);
     }
 
     [Fact]
@@ -115,10 +115,10 @@ public class TrainCliTests(CliModelFixture fx) : IClassFixture<CliModelFixture>
         (code, _, stderr) = Run("--config", cfg);
         Assert.Equal(2, code);
         Assert.Contains($"{cfg}: field 'lora_alpha': expected a number, got 'big'", stderr);
-        File.WriteAllText(cfg, """{"learning_rate": 1}""");
+        File.WriteAllText(cfg, """{"learn_rate": 1}""");
         (code, _, stderr) = Run("--config", cfg);
         Assert.Equal(2, code);
-        Assert.Contains("unknown field 'learning_rate'", stderr);
+        Assert.Contains($"{cfg}: field 'learn_rate': unknown key", stderr);
     }
 
     [Fact]

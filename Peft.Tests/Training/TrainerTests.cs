@@ -61,11 +61,15 @@ public class TrainerTests
         using var dir = new TempDir();
         using var peft = NewLora();
         var events = new List<TrainingEvent>();
-        var o = new TrainingOptions { OutputDir = dir.Path, MaxSteps = 4, BatchSize = 4, LearningRate = 1e-3, WarmupSteps = 2, EvalEvery = 2, SaveEvery = 3 };
-        using var trainer = new Trainer(TrainableModel.ForAdapter(peft), o, Data(12), Data(4), progress: new SyncProgress<TrainingEvent>(events.Add));
+        var o = new TrainingOptions { OutputDir = dir.Path, MaxSteps = 4, BatchSize = 4, LearningRate = 1e-3, WarmupSteps = 2, EvalEvery = 2, SaveEvery = 3, Shuffle = false };
+        var model = TrainableModel.ForAdapter(peft);
+        // Step 1's loss is the untouched model's mean token loss on the first batch (computed here independently).
+        double firstBatchLoss = Evaluation.Run(model, new DataCollator(TaskType.CausalLM, 0), Data(4), 4).Metrics["eval_loss"];
+        using var trainer = new Trainer(model, o, Data(12), Data(4), progress: new SyncProgress<TrainingEvent>(events.Add));
         var result = trainer.Train();
         var steps = events.Where(e => e.Kind == TrainingEventKind.Step).ToList();
         Assert.Equal([1, 2, 3, 4], steps.Select(e => e.Step));
+        Assert.Equal(firstBatchLoss, steps[0].Loss!.Value, 5);
         Assert.Equal(result.StepLosses, steps.Select(e => e.Loss!.Value));
         Assert.Equal([0.0, 5e-4, 1e-3, 5e-4], steps.Select(e => Math.Round(e.LearningRate!.Value, 10)));
         Assert.All(steps, e => Assert.True(e.GradNorm > 0 && e.TokensPerSecond > 0 && e.Eta is not null && e.TotalSteps == 4));

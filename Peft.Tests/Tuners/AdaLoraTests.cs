@@ -78,7 +78,7 @@ public class AdaLoraTests
         Assert.Null(((ITrainingAwareTuner)tuner).ExtraLoss());
         Assert.Throws<InvalidOperationException>(() => tuner.UpdateAndAllocate(0));
         var expected = GoldenData.Expected("llama_adalora");
-        Assert.Throws<NotSupportedException>(() =>
+        Assert.Throws<PeftUserException>(() =>
             peft.Forward(new ForwardArgs { InputIds = expected["input_ids"] }, ["default", "__base__"]));
     }
 

@@ -85,7 +85,7 @@ public class Ia3Tests
         using var scope = torch.NewDisposeScope();
         var expected = GoldenData.Expected("llama_ia3");
         using var peft = GoldenAdapterChecks.Load("llama_ia3", "llama_base");
-        var e = Assert.Throws<NotSupportedException>(() => peft.Forward(Batch(expected), ["default", "__base__"]));
+        var e = Assert.Throws<PeftUserException>(() => peft.Forward(Batch(expected), ["default", "__base__"]));
         Assert.Contains("mixed-batch", e.Message);
     }
 

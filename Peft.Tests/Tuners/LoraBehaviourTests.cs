@@ -229,7 +229,7 @@ public class LoraBehaviourTests
         GoldenData.AssertClose(e["logits"], Run(peft, Batch(e)), 1e-4, "auto-loaded adapter");
         using var tmp = new TempDir();
         File.WriteAllText(tmp.Sub("adapter_config.json"), "{\"peft_type\":\"LORA\",\"base_model_name_or_path\":\"org/missing-model\"}");
-        var err = Assert.Throws<DirectoryNotFoundException>(() => AutoPeftModel.FromPretrained(tmp.Path, [GoldenData.Root]));
+        var err = Assert.Throws<PeftUserException>(() => AutoPeftModel.FromPretrained(tmp.Path, [GoldenData.Root]));
         Assert.Contains("org/missing-model", err.Message);
     }
 }

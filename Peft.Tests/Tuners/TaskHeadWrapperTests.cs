@@ -70,7 +70,8 @@ public class TaskHeadWrapperTests
         var adapted = ((LoraTuner)peft.Tuner).Layers.Select(l => l.Path).ToList();
         Assert.Equal(2 * 6, adapted.Count);   // query, key, value, attention.output.dense, intermediate.dense, output.dense
         Assert.DoesNotContain(adapted, p => p.StartsWith("classifier", StringComparison.Ordinal));
-        Assert.Equal(["dense", "key", "query", "value"], config.TargetModules!.Items!.Order(StringComparer.Ordinal));
+        Assert.Equal(["dense", "key", "query", "value"], ((LoraConfig)peft.ActiveConfig).TargetModules!.Items!.Order(StringComparer.Ordinal));
+        Assert.Equal("all-linear", config.TargetModules!.Pattern);   // the caller's config is not rewritten
         // A fresh LoRA and untouched head copies leave the output unchanged.
         using (torch.no_grad())
         using (var o = peft.Forward(new ForwardArgs { InputIds = expected["input_ids"], AttentionMask = expected["attention_mask"] }))

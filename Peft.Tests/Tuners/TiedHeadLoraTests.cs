@@ -44,7 +44,7 @@ public class TiedHeadLoraTests
         }
         Assert.False(adapted.allclose(plain, rtol: 0, atol: 1e-6), "the lm_head adapter must change the logits");
 
-        var e = Assert.Throws<NotSupportedException>(() => peft.MergeAndUnload());
+        var e = Assert.Throws<PeftUserException>(() => peft.MergeAndUnload());
         Assert.Contains("lm_head", e.Message);
         Assert.Contains("tie", e.Message);
         // Nothing was merged: the shared table is untouched and the adapter still runs.

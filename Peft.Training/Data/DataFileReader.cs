@@ -11,7 +11,7 @@ public sealed record DataRecord(string File, int Line, JsonObject Fields)
 }
 
 /// <summary>A row or file that cannot be used; the message starts with <c>file:line:</c>.</summary>
-public sealed class DataFormatException(string message) : Exception(message);
+public sealed class DataFormatException(string message, UserErrorKind kind = UserErrorKind.Invalid) : PeftUserException(message, kind);
 
 /// <summary>
 /// Reads rows from JSON Lines (<c>.jsonl</c>), a JSON array (<c>.json</c>), CSV/TSV with a header row, or plain text
@@ -25,7 +25,7 @@ public static class DataFileReader
     /// </summary>
     public static List<DataRecord> Read(string path, Action<DataFormatException>? onBadRow = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: data file not found", UserErrorKind.NotFound);
         string ext = Path.GetExtension(path).ToLowerInvariant();
         var rows = new List<DataRecord>();
         void Bad(DataFormatException e)

@@ -30,7 +30,7 @@ public sealed record GenerationConfig
     /// <summary>Parses a generation_config.json file.</summary>
     public static GenerationConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: not found", path);
+        if (!File.Exists(path)) throw new PeftUserException($"{path}: not found", UserErrorKind.NotFound);
         JsonNode? node;
         try { node = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new ModelConfigException($"{path}: invalid JSON ({e.Message})"); }

@@ -51,8 +51,8 @@ internal sealed record GenerationSettings
     {
         if (MaxNewTokens <= 0) throw new ArgumentException($"MaxNewTokens must be > 0, got {MaxNewTokens}");
         if (NumBeams < 1) throw new ArgumentException($"NumBeams must be >= 1, got {NumBeams}");
-        if (NumBeams > 1 && DoSample) throw new NotSupportedException("beam sampling (NumBeams > 1 with DoSample) is not supported");
-        if (NumBeams > 1 && OnStep is not null) throw new NotSupportedException("OnStep streaming cannot be used with beam search (as in transformers)");
+        if (NumBeams > 1 && DoSample) throw new PeftUserException("beam sampling (NumBeams > 1 with DoSample) is not supported");
+        if (NumBeams > 1 && OnStep is not null) throw new PeftUserException("OnStep streaming cannot be used with beam search (as in transformers)");
         if (DoSample)
         {
             if (!(Temperature > 0)) throw new ArgumentException($"Temperature must be > 0, got {Temperature}");

@@ -29,7 +29,7 @@ public static class TextGenerator
         var model = runner.Model;
         bool supported = model.IsEncoderDecoder ? model.Task == TaskType.Seq2SeqLM : model.Task == TaskType.CausalLM;
         if (!supported)
-            throw new NotSupportedException($"generation needs a causal LM or a seq2seq LM; this model is {model.ModelType} ({model.Task})");
+            throw new PeftUserException($"generation needs a causal LM or a seq2seq LM; this model is {model.ModelType} ({model.Task})");
         if (inputIds.dim() != 2 || inputIds.shape[1] == 0)
             throw new ArgumentException($"inputIds must be [batch, prompt] with a non-empty prompt, got [{string.Join(", ", inputIds.shape)}]");
         if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))

@@ -53,15 +53,15 @@ public sealed class CheckpointReader : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(modelDir);
         var dir = Path.GetFullPath(modelDir);
         if (!Directory.Exists(dir))
-            throw new DirectoryNotFoundException($"Model folder '{dir}' does not exist.");
+            throw new PeftUserException($"Model folder '{dir}' does not exist.", UserErrorKind.NotFound);
         var single = Path.Combine(dir, SingleFileName);
         if (File.Exists(single))
             return OpenFile(single);
         var index = Path.Combine(dir, IndexFileName);
         if (File.Exists(index))
             return OpenIndex(index);
-        throw new FileNotFoundException(
-            $"Model folder '{dir}' has neither {SingleFileName} nor {IndexFileName}.", single);
+        throw new PeftUserException(
+            $"Model folder '{dir}' has neither {SingleFileName} nor {IndexFileName}.", UserErrorKind.NotFound);
     }
 
     public static CheckpointReader OpenFile(string safetensorsPath)
@@ -87,8 +87,8 @@ public sealed class CheckpointReader : IDisposable
                 {
                     var shardPath = ResolveShard(indexPath, dir, shardName);
                     if (!File.Exists(shardPath))
-                        throw new FileNotFoundException(
-                            $"Shard '{shardName}' listed in '{indexPath}' (for '{key}') does not exist.", shardPath);
+                        throw new PeftUserException(
+                            $"Shard '{shardName}' listed in '{indexPath}' (for '{key}') does not exist.", UserErrorKind.NotFound);
                     shard = SafetensorsFile.Open(shardPath);
                     shards.Add(shardName, shard);
                     files.Add(shard);

@@ -32,7 +32,7 @@ public sealed class OnnxTensor
     /// <summary>The values as float32 (float tensors only).</summary>
     public float[] ToFloats()
     {
-        if (DataType != Float) throw new InvalidDataException($"ONNX tensor '{Name}' is not float32 (data_type {DataType})");
+        if (DataType != Float) throw new PeftUserException($"ONNX tensor '{Name}' is not float32 (data_type {DataType})", UserErrorKind.Invalid);
         var data = new float[_length / 4];
         Buffer.BlockCopy(_buffer, _offset, data, 0, data.Length * 4);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw data is little-endian");
@@ -42,7 +42,7 @@ public sealed class OnnxTensor
     /// <summary>The values as int64 (int32/int64 tensors, raw or packed).</summary>
     public long[] ToInt64s()
     {
-        if (DataType is not (Int64 or Int32)) throw new InvalidDataException($"ONNX tensor '{Name}' is not an integer tensor (data_type {DataType})");
+        if (DataType is not (Int64 or Int32)) throw new PeftUserException($"ONNX tensor '{Name}' is not an integer tensor (data_type {DataType})", UserErrorKind.Invalid);
         if (_varints)
         {
             var values = new List<long>();
@@ -85,7 +85,7 @@ public sealed class OnnxGraph
             if (field == 7 && wire == 2) { graph.ReadGraph(r.Sub()); found = true; }   // ModelProto.graph
             else r.Skip(wire);
         }
-        if (!found) throw new InvalidDataException("not an ONNX model (no graph)");
+        if (!found) throw new PeftUserException("not an ONNX model (no graph)", UserErrorKind.Invalid);
         return graph;
     }
 
@@ -193,7 +193,7 @@ public sealed class OnnxGraph
                 case 8 when wire == 2: name = r.ReadString(); break;
                 case 9 when wire == 2: data = r.ReadSpan(); varints = false; break;      // raw_data
                 case 14 when wire == 0:
-                    if (r.ReadVarint() == 1) throw new NotSupportedException($"ONNX tensor '{name}' uses external data; only self-contained .onnx files are supported");
+                    if (r.ReadVarint() == 1) throw new PeftUserException($"ONNX tensor '{name}' uses external data; only self-contained .onnx files are supported");
                     break;
                 default: r.Skip(wire); break;
             }
@@ -226,12 +226,12 @@ internal struct ProtoReader(byte[] buffer, int start, int end)
         ulong result = 0;
         for (int shift = 0; shift < 64; shift += 7)
         {
-            if (_pos >= end) throw new InvalidDataException("truncated protobuf varint");
+            if (_pos >= end) throw new PeftUserException("truncated protobuf varint", UserErrorKind.Invalid);
             byte b = buffer[_pos++];
             result |= (ulong)(b & 0x7f) << shift;
             if (b < 0x80) return result;
         }
-        throw new InvalidDataException("malformed protobuf varint");
+        throw new PeftUserException("malformed protobuf varint", UserErrorKind.Invalid);
     }
 
     public uint ReadFixed32()
@@ -245,7 +245,7 @@ internal struct ProtoReader(byte[] buffer, int start, int end)
     public (int Offset, int Length) ReadSpan()
     {
         ulong len = ReadVarint();
-        if (len > (ulong)(end - _pos)) throw new InvalidDataException("truncated protobuf field");
+        if (len > (ulong)(end - _pos)) throw new PeftUserException("truncated protobuf field", UserErrorKind.Invalid);
         int offset = _pos;
         _pos += (int)len;
         return (offset, (int)len);
@@ -271,12 +271,12 @@ internal struct ProtoReader(byte[] buffer, int start, int end)
             case 1: Need(8); _pos += 8; break;
             case 2: ReadSpan(); break;
             case 5: Need(4); _pos += 4; break;
-            default: throw new InvalidDataException($"unsupported protobuf wire type {wire}");
+            default: throw new PeftUserException($"unsupported protobuf wire type {wire}", UserErrorKind.Invalid);
         }
     }
 
     private readonly void Need(int n)
     {
-        if (end - _pos < n) throw new InvalidDataException("truncated protobuf field");
+        if (end - _pos < n) throw new PeftUserException("truncated protobuf field", UserErrorKind.Invalid);
     }
 }

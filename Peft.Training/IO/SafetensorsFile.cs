@@ -148,7 +148,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         var entry = this[name];
         if (entry.ByteLength > int.MaxValue)
-            throw new NotSupportedException($"Tensor '{name}' in '{Path}' is {entry.ByteLength} bytes, too large for a span.");
+            throw new PeftUserException($"Tensor '{name}' in '{Path}' is {entry.ByteLength} bytes, too large for a span.", UserErrorKind.TooLarge);
         return new ReadOnlySpan<byte>(DataPointer(entry), (int)entry.ByteLength);
     }
 
@@ -172,7 +172,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         var info = SafetensorsDTypes.TryParse(entry.DType)!; // validated by Open
         size = info.Size;
         return TorchDTypes.ToScalarType(entry.DType)
-            ?? throw new NotSupportedException(
+            ?? throw new PeftUserException(
                 $"Tensor '{entry.Name}' in '{Path}' has dtype {entry.DType}, which TorchSharp cannot represent.");
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Peft.Training.IO;
 using Peft.Training.Models.Bert;
 using Peft.Training.Models.Bloom;
@@ -46,7 +47,8 @@ public static class AutoModel
     private static readonly TaskType[] BertTasks =
         [TaskType.FeatureExtraction, TaskType.SequenceClassification, TaskType.TokenClassification, TaskType.QuestionAnswering];
 
-    private static readonly Dictionary<string, (Factory Build, TaskType[] Tasks)> Families = new()
+    // Fixed at start-up: runs on several threads read it, nothing writes it after the type initialiser.
+    private static readonly FrozenDictionary<string, (Factory Build, TaskType[] Tasks)> Families = new Dictionary<string, (Factory Build, TaskType[] Tasks)>
     {
         ["llama"] = (Llama, [TaskType.CausalLM, TaskType.SequenceClassification]),
         ["mistral"] = (Llama, [TaskType.CausalLM, TaskType.SequenceClassification]),
@@ -60,7 +62,7 @@ public static class AutoModel
         ["camembert"] = (Bert, BertTasks),
         ["t5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
         ["mt5"] = ((c, t, d, s) => new T5ForConditionalGeneration(c, d, s), [TaskType.Seq2SeqLM]),
-    };
+    }.ToFrozenDictionary();
 
     // transformers 4.40 has no token-classification head for Llama/Mistral/Qwen2 or OPT, so neither do we.
     private static PretrainedModel Llama(ModelConfig c, TaskType t, Device d, ScalarType s) => t switch
@@ -121,7 +123,7 @@ public static class AutoModel
             throw config.Error("model_type", $"'{type}' is not supported (supported: {string.Join(", ", Families.Keys.Order())})");
         var task = requested ?? (TaskFromArchitectures(config) is { } named && family.Tasks.Contains(named) ? named : family.Tasks[0]);
         if (!family.Tasks.Contains(task))
-            throw new ArgumentException($"model_type '{type}' has no {task.ToPeftString()} head (available: {string.Join(", ", family.Tasks.Select(x => x.ToPeftString()))})");
+            throw new PeftUserException($"model_type '{type}' has no {task.ToPeftString()} head (available: {string.Join(", ", family.Tasks.Select(x => x.ToPeftString()))})");
         return task;
     }
 
@@ -147,9 +149,6 @@ public static class AutoModel
     }
 
     public static IReadOnlyCollection<string> SupportedModelTypes => Families.Keys;
-
-    /// <summary>Registers (or replaces) a model family.</summary>
-    public static void Register(string modelType, Factory factory, params TaskType[] tasks) => Families[modelType] = (factory, tasks);
 
     /// <summary>Builds a model from its config with uninitialised weights (call <c>InitWeights</c> or load).</summary>
     public static PretrainedModel FromConfig(ModelConfig config, ModelLoadOptions? options = null)
@@ -178,7 +177,7 @@ public static class AutoModel
     /// <summary>Loads a Hugging Face model folder: config.json + model.safetensors (or a sharded index).</summary>
     public static PretrainedModel FromPretrained(string modelDir, ModelLoadOptions? options = null)
     {
-        if (!Directory.Exists(modelDir)) throw new DirectoryNotFoundException($"{modelDir}: model folder not found");
+        if (!Directory.Exists(modelDir)) throw new PeftUserException($"{modelDir}: model folder not found", UserErrorKind.NotFound);
         var config = ModelConfig.FromFolder(modelDir);
         if ((options?.Quantization ?? Quantization.QuantizationConfig.FromModelConfig(config)) is { } quant)
         {

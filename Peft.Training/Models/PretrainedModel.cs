@@ -22,6 +22,7 @@ public abstract class PretrainedModel : nn.Module
 
     public ModelConfig Config { get; }
     public TaskType Task { get; }
+
     public Device Device { get; private set; }
     public ScalarType DType { get; private set; }
     public string ModelType => Config.ModelType;
@@ -209,7 +210,8 @@ public abstract class PretrainedModel : nn.Module
     }
 }
 
-public sealed class ModelLoadException(string message) : Exception(message);
+/// <summary>A model folder that cannot be loaded (missing or mismatched weights, unsupported layout).</summary>
+public sealed class ModelLoadException(string message, UserErrorKind kind = UserErrorKind.Invalid) : PeftUserException(message, kind);
 
 public static class DTypes
 {
@@ -219,7 +221,7 @@ public static class DTypes
         "bfloat16" => ScalarType.BFloat16,
         "float16" or "half" => ScalarType.Float16,
         "float64" => ScalarType.Float64,
-        _ => throw new ArgumentException($"unsupported dtype '{name}' (expected float32, bfloat16 or float16)"),
+        _ => throw new PeftUserException($"unsupported dtype '{name}' (expected float32, bfloat16 or float16)"),
     };
 
     public static string ToHfName(ScalarType t) => t switch

@@ -1,3 +1,4 @@
+using Peft.Core;
 using System.Text.Json.Nodes;
 using Peft.Training.Models;
 using static TorchSharp.torch;
@@ -24,8 +25,26 @@ public sealed record QuantizationConfig
         "nf4" => QuantMethod.Nf4,
         "fp4" => QuantMethod.Fp4,
         "int8" or "8bit" => QuantMethod.Int8,
-        _ => throw new ArgumentException($"unknown quantization '{s}' (expected nf4, fp4 or int8)"),
+        _ => throw new PeftUserException($"unknown quantization '{s}' (expected nf4, fp4 or int8)", UserErrorKind.BadRequest),
     };
+
+    /// <summary>
+    /// The config for a method name and the double-quantisation switch (null method = no quantisation), as the CLI
+    /// flags and the fine-tuning request spell them; errors name <paramref name="methodKey"/> / <paramref name="doubleQuantKey"/>.
+    /// </summary>
+    public static QuantizationConfig? FromNames(string? method, bool doubleQuant, string methodKey, string doubleQuantKey)
+    {
+        if (method is null)
+        {
+            if (doubleQuant) throw new PeftUserException($"{doubleQuantKey} needs {methodKey} nf4 or fp4", UserErrorKind.BadRequest);
+            return null;
+        }
+        QuantMethod m;
+        try { m = ParseMethod(method); }
+        catch (PeftUserException e) { throw new PeftUserException($"{methodKey}: {e.Message}", UserErrorKind.BadRequest); }
+        if (doubleQuant && m == QuantMethod.Int8) throw new PeftUserException($"{doubleQuantKey} applies to nf4 and fp4 only", UserErrorKind.BadRequest);
+        return new QuantizationConfig { Method = m, DoubleQuant = doubleQuant };
+    }
 
     public static string MethodName(QuantMethod m) => m switch { QuantMethod.Nf4 => "nf4", QuantMethod.Fp4 => "fp4", _ => "int8" };
 

@@ -17,17 +17,17 @@ public static class AutoTokenizer
     {
         ArgumentNullException.ThrowIfNull(modelDir);
         if (!Directory.Exists(modelDir))
-            throw new DirectoryNotFoundException($"Tokenizer folder '{modelDir}' does not exist.");
+            throw new PeftUserException($"Tokenizer folder '{modelDir}' does not exist.", UserErrorKind.NotFound);
         string path = Path.Combine(modelDir, "tokenizer.json");
         if (!File.Exists(path))
         {
             // Slow-only checkpoints are common enough that the message should say why they fail.
             string? slow = new[] { "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model" }
                 .FirstOrDefault(f => File.Exists(Path.Combine(modelDir, f)));
-            throw new FileNotFoundException(
+            throw new PeftUserException(
                 $"No tokenizer.json in '{modelDir}'." + (slow is null ? "" :
                     $" Found {slow}, but only fast tokenizers (tokenizer.json) are supported; convert it with " +
-                    "transformers (AutoTokenizer.from_pretrained(...).save_pretrained(...)) first."), path);
+                    "transformers (AutoTokenizer.from_pretrained(...).save_pretrained(...)) first."), UserErrorKind.NotFound);
         }
         return new HfTokenizer(path, TokenizerSettings.Load(modelDir));
     }
@@ -40,7 +40,7 @@ public static class AutoTokenizer
     {
         ArgumentNullException.ThrowIfNull(tokenizerJsonPath);
         if (!File.Exists(tokenizerJsonPath))
-            throw new FileNotFoundException($"Tokenizer file '{tokenizerJsonPath}' does not exist.", tokenizerJsonPath);
+            throw new PeftUserException($"Tokenizer file '{tokenizerJsonPath}' does not exist.", UserErrorKind.NotFound);
         return new HfTokenizer(tokenizerJsonPath, TokenizerSettings.Load(null));
     }
 }

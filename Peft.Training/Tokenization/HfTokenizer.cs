@@ -85,7 +85,7 @@ public sealed class HfTokenizer : ITextTokenizer
         }
         catch (Native.TokenizerException e)
         {
-            throw new InvalidDataException($"The tokenizers library could not load '{sourcePath}': {e.Message}", e);
+            throw new PeftUserException($"The tokenizers library could not load '{sourcePath}': {e.Message}", UserErrorKind.Invalid, e);
         }
         finally
         {

@@ -26,7 +26,7 @@ internal sealed class TokenizerJson
         catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException)
         {
             // JsonElement accessors throw these on a wrong shape (e.g. a string id); name the file instead.
-            throw new InvalidDataException($"Unexpected structure in '{path}': {e.Message}", e);
+            throw new PeftUserException($"Unexpected structure in '{path}': {e.Message}", UserErrorKind.Invalid, e);
         }
     }
 
@@ -34,7 +34,7 @@ internal sealed class TokenizerJson
     {
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"'{path}' is not a tokenizer.json: no \"model\" object.");
+            throw new PeftUserException($"'{path}' is not a tokenizer.json: no \"model\" object.", UserErrorKind.Invalid);
         string type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "BPE";
 
         var tokenToId = new Dictionary<string, int>(StringComparer.Ordinal);

@@ -161,7 +161,7 @@ internal sealed class TokenizerSettings
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"Invalid JSON in '{path}': {e.Message}", e);
+            throw new PeftUserException($"Invalid JSON in '{path}': {e.Message}", UserErrorKind.Invalid, e);
         }
     }
 }

@@ -27,7 +27,7 @@ public static class WordPieceTokenizerFiles
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < vocab.Count; i++) ids.TryAdd(vocab[i], i);   // first occurrence wins, like a dict built line by line
         foreach (var s in Specials)
-            if (!ids.ContainsKey(s)) throw new InvalidDataException($"vocab has no {s} token; not a BERT WordPiece vocabulary");
+            if (!ids.ContainsKey(s)) throw new PeftUserException($"vocab has no {s} token; not a BERT WordPiece vocabulary", UserErrorKind.Invalid);
         Directory.CreateDirectory(dir);
         var options = new JsonSerializerOptions { WriteIndented = true };
         AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer.json"), TokenizerJson(ids, lowercase).ToJsonString(options));

@@ -61,7 +61,7 @@ public static class CheckpointStore
         if (!File.Exists(stateFile)) return $"{dir}: no {StateFileName} (the checkpoint was not finished)";
         TrainerState state;
         try { state = TrainerState.Parse(File.ReadAllText(stateFile), stateFile); }
-        catch (InvalidDataException e) { return e.Message; }
+        catch (PeftUserException e) { return e.Message; }
         if (state.Files.Count == 0) return $"{stateFile}: no file manifest";
         foreach (var (name, size) in state.Files)
         {
@@ -89,10 +89,10 @@ public static class CheckpointStore
     /// </summary>
     public static string? Resolve(string path)
     {
-        if (!Directory.Exists(path)) throw new DirectoryNotFoundException($"{path}: resume folder not found");
+        if (!Directory.Exists(path)) throw new PeftUserException($"{path}: resume folder not found", UserErrorKind.NotFound);
         if (Path.GetFileName(Path.TrimEndingDirectorySeparator(path)).StartsWith(Prefix, StringComparison.Ordinal) || File.Exists(Path.Combine(path, StateFileName)))
         {
-            if (Incomplete(path) is { } why) throw new InvalidDataException($"cannot resume: {why}");
+            if (Incomplete(path) is { } why) throw new PeftUserException($"cannot resume: {why}", UserErrorKind.Invalid);
             return path;
         }
         return List(path).Select(c => c.Path).FirstOrDefault();

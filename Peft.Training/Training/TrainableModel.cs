@@ -53,7 +53,7 @@ public sealed class TrainableModel
             any |= head;
         }
         if (!any)
-            throw new ArgumentException($"a {model.Task.ToPeftString()} model has no task head to train alone (load it with a classification or QA head)");
+            throw new PeftUserException($"a {model.Task.ToPeftString()} model has no task head to train alone (load it with a classification or QA head)");
         return new TrainableModel(model, null);
     }
 
@@ -117,7 +117,7 @@ public sealed class TrainableModel
         {
             var report = peft.LoadAdapterWeights(peft.ActiveAdapter, Path.Combine(dir, PeftModel.WeightsFileName));
             if (report.MissingKeys.Count > 0)
-                throw new InvalidDataException($"{dir}: the checkpoint lacks adapter tensors ({string.Join(", ", report.MissingKeys.Take(3))} ...); was it written for another adapter config?");
+                throw new PeftUserException($"{dir}: the checkpoint lacks adapter tensors ({string.Join(", ", report.MissingKeys.Take(3))} ...); was it written for another adapter config?", UserErrorKind.Invalid);
         }
         else
         {

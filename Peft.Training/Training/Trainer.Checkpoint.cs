@@ -10,7 +10,7 @@ public sealed partial class Trainer
     public const string RngFileName = "rng_state.safetensors";
 
     /// <summary>
-    /// Writes <c>checkpoint-{step}</c>: weights (adapter or full model), optimizer state, the torch RNG state and
+    /// Writes <c>checkpoint-{step}</c>: weights (adapter or full model), optimizer state, the run's generator state and
     /// trainer_state.json (data position, schedule step, history). The schedule needs no file of its own: its
     /// factor is a function of the global step.
     /// </summary>
@@ -29,7 +29,7 @@ public sealed partial class Trainer
             {
                 foreach (var kv in state) kv.Value.Dispose();
             }
-            using var rng = torch.random.get_rng_state();
+            using var rng = _generator.get_state();
             Safetensors.Save(Path.Combine(dir, RngFileName), [new("cpu", rng)]);
         });
         if (_o.SaveTotalLimit is { } keep) CheckpointStore.Prune(_o.OutputDir, keep);
@@ -41,12 +41,12 @@ public sealed partial class Trainer
     private void Restore(string resumeFrom)
     {
         string dir = CheckpointStore.Resolve(resumeFrom)
-            ?? throw new InvalidDataException($"{resumeFrom}: no complete checkpoint to resume from");
+            ?? throw new PeftUserException($"{resumeFrom}: no complete checkpoint to resume from", UserErrorKind.Invalid);
         var state = TrainerState.Parse(File.ReadAllText(Path.Combine(dir, CheckpointStore.StateFileName)), dir);
         void Same<T>(string field, T saved, T now)
         {
             if (!EqualityComparer<T>.Default.Equals(saved, now))
-                throw new InvalidDataException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ");
+                throw new PeftUserException($"cannot resume from {dir}: {field} was {saved} and is now {now}; the data order would differ", UserErrorKind.Invalid);
         }
         Same("the number of training examples", state.NumExamples, _train.Count);
         Same("per_device_train_batch_size", state.BatchSize, _o.BatchSize);
@@ -60,7 +60,7 @@ public sealed partial class Trainer
         try { _optimizer.LoadState(optState); }
         finally { foreach (var t in optState.Values) t.Dispose(); }
         var rng = Safetensors.Load(Path.Combine(dir, RngFileName));
-        try { torch.random.set_rng_state(rng["cpu"]); }
+        try { _generator.set_state(rng["cpu"]); }
         finally { foreach (var t in rng.Values) t.Dispose(); }
         state.Files.Clear();
         _state = state;

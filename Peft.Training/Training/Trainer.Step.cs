@@ -49,7 +49,7 @@ public sealed partial class Trainer
         TaskType.CausalLM => Losses.CausalLm(logits, labels, virtualTokens),
         TaskType.SequenceClassification => Losses.SequenceClassification(logits, labels),
         TaskType.Seq2SeqLM or TaskType.TokenClassification => Losses.PerToken(logits, labels, virtualTokens),
-        _ => throw new NotSupportedException($"training a {task.ToPeftString()} model is not supported"),
+        _ => throw new PeftUserException($"training a {task.ToPeftString()} model is not supported"),
     };
 
     /// <summary>Global L2 norm of the gradients (before clipping); scales them to <c>MaxGradNorm</c> when above it.</summary>

@@ -45,12 +45,13 @@ public sealed partial class Trainer : IDisposable
     private long _tokensThisRun;
     private int _stepsThisRun;
     private string? _resumedFrom;
+    private readonly Generator _generator;
 
     public Trainer(TrainableModel model, TrainingOptions options, TrainingDataset train, TrainingDataset? eval = null,
         DataCollator? collator = null, IProgress<TrainingEvent>? progress = null)
     {
         options.Validate();
-        if (train.Count == 0) throw new ArgumentException("the training set is empty");
+        if (train.Count == 0) throw new PeftUserException("the training set is empty");
         _model = model;
         _o = options;
         _train = train;
@@ -58,13 +59,21 @@ public sealed partial class Trainer : IDisposable
         _collator = collator ?? new DataCollator(model.Model.Task, 0);
         _progress = progress;
         _params = model.Parameters();
-        if (_params.Count == 0) throw new ArgumentException("nothing to train: no parameter requires grad");
+        if (_params.Count == 0) throw new PeftUserException("nothing to train: no parameter requires grad");
         _optimizer = BuildOptimizer();
         _batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         TotalSteps = PlannedSteps(options, train.Count);
         int warmup = options.WarmupSteps > 0 ? options.WarmupSteps : (int)Math.Ceiling(options.WarmupRatio * TotalSteps);
         _schedule = new LrSchedule(options.Scheduler, warmup, TotalSteps);
+        _generator = new Generator((ulong)options.Seed, model.Model.Device);
     }
+
+    /// <summary>
+    /// The run's own random generator, seeded with <see cref="TrainingOptions.Seed"/>: while <see cref="Train"/> runs,
+    /// the model's dropout (<see cref="PretrainedModel.Dropout"/>) draws from it, so runs on other threads neither
+    /// disturb nor are disturbed by this one, and torch's global generator is never touched. Checkpoints save its state.
+    /// </summary>
+    public Generator Generator => _generator;
 
     public int TotalSteps { get; }
 
@@ -87,6 +96,8 @@ public sealed partial class Trainer : IDisposable
         CheckpointStore.CleanUp(_o.OutputDir);
         bool previousCheckpointing = _model.Model.GradientCheckpointing;
         _model.Model.GradientCheckpointing = _o.GradientCheckpointing;
+        var previousGenerator = _model.Model.Dropout.Generator;
+        _model.Model.Dropout.Generator = _generator;
         try
         {
             if (resumeFrom is not null) Restore(resumeFrom);
@@ -96,12 +107,15 @@ public sealed partial class Trainer : IDisposable
         finally
         {
             _model.Model.GradientCheckpointing = previousCheckpointing;
+            _model.Model.Dropout.Generator = previousGenerator;
         }
     }
 
     private void Start()
     {
-        torch.manual_seed(_o.Seed);
+        using (var fresh = new Generator((ulong)_o.Seed, _model.Model.Device))
+        using (var state = fresh.get_state())
+            _generator.set_state(state);
         _state = new TrainerState
         {
             TotalSteps = TotalSteps,
@@ -266,5 +280,9 @@ public sealed partial class Trainer : IDisposable
             : new AdamW(groups, _o.AdamBeta1, _o.AdamBeta2, _o.AdamEpsilon);
     }
 
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _generator.Dispose();
+    }
 }

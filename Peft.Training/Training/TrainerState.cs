@@ -41,11 +41,11 @@ public sealed class TrainerState
     {
         try
         {
-            return JsonSerializer.Deserialize<TrainerState>(text, Json) ?? throw new InvalidDataException($"{source}: empty trainer state");
+            return JsonSerializer.Deserialize<TrainerState>(text, Json) ?? throw new PeftUserException($"{source}: empty trainer state", UserErrorKind.Invalid);
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{source}: invalid trainer state ({e.Message})");
+            throw new PeftUserException($"{source}: invalid trainer state ({e.Message})", UserErrorKind.Invalid);
         }
     }
 

@@ -5,7 +5,8 @@ namespace Peft.Training.Tuners;
 /// <summary>
 /// Loads an adapter folder together with its base model (≈ <c>AutoPeftModelForCausalLM.from_pretrained</c>). The base is
 /// found from <c>base_model_name_or_path</c>: an existing path as is, otherwise that name under each model root
-/// (<see cref="ModelRoots"/>, then the <c>PEFT_MODEL_ROOT</c> environment variable, then the adapter's parent folder).
+/// (the roots passed in, then the adapter's parent folder). No environment variable is read: a host passes its roots
+/// (the CLI's default is <c>PEFT_MODEL_ROOT</c>).
 /// </summary>
 public static class AutoPeftModel
 {
@@ -41,7 +42,6 @@ public static class AutoPeftModel
             tried.Add(nameOrPath);
         }
         var roots = new List<string>(modelRoots ?? []);
-        if (Environment.GetEnvironmentVariable("PEFT_MODEL_ROOT") is { Length: > 0 } env) roots.AddRange(env.Split(Path.PathSeparator));
         roots.Add(Path.GetDirectoryName(Path.GetFullPath(adapterDir))!);
         foreach (var root in roots)
         {
@@ -51,7 +51,7 @@ public static class AutoPeftModel
                 tried.Add(candidate);
             }
         }
-        throw new DirectoryNotFoundException(
-            $"{configFile}: base model '{nameOrPath}' not found (looked in: {string.Join(", ", tried.Distinct())}); pass a model root or set PEFT_MODEL_ROOT");
+        throw new PeftUserException(
+            $"{configFile}: base model '{nameOrPath}' not found (looked in: {string.Join(", ", tried.Distinct())}); pass a model root", UserErrorKind.NotFound);
     }
 }

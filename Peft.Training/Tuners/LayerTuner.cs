@@ -107,7 +107,7 @@ public abstract class LayerTuner<TLayer, TConfig>(PeftModel owner) : ITuner
     public virtual ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames)
     {
         if (rowAdapterNames is not null)
-            throw new NotSupportedException($"{MethodName} does not support mixed-batch inference (adapter_names); PEFT 0.10 implements it for LoRA only. Run one forward pass per adapter instead.");
+            throw new PeftUserException($"{MethodName} does not support mixed-batch inference (adapter_names); PEFT 0.10 implements it for LoRA only. Run one forward pass per adapter instead.");
         return Base.Forward(args);
     }
 
@@ -120,7 +120,7 @@ public abstract class LayerTuner<TLayer, TConfig>(PeftModel owner) : ITuner
         {
             bool carriesMerged = (adapters ?? l.ActiveAdapters).Any(l.Has);
             if (carriesMerged && tied.Contains(path + ".weight"))
-                throw new NotSupportedException($"{MethodName} adapter on '{path}' cannot be merged: its weight is tied to the input embeddings (tie_word_embeddings), so merging would change both; serve the adapter unmerged instead");
+                throw new PeftUserException($"{MethodName} adapter on '{path}' cannot be merged: its weight is tied to the input embeddings (tie_word_embeddings), so merging would change both; serve the adapter unmerged instead");
         }
         foreach (var (_, l) in _layers) l.Merge(adapters ?? l.ActiveAdapters.ToList(), safe);
     }

@@ -33,7 +33,7 @@ public sealed class ModulesToSaveLayer : ILayerTuner
         {
             LinearLayer l => CloneLinear(l),
             EmbeddingLayer e => CloneEmbedding(e),
-            _ => throw new NotSupportedException($"modules_to_save does not support {_host.GetType().Name}"),
+            _ => throw new PeftUserException($"modules_to_save does not support {_host.GetType().Name}"),
         };
         _copies.Add(name, copy);
     }

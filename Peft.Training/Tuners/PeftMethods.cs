@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Peft.Training.Tuners.AdaLora;
 using Peft.Training.Tuners.Ia3;
 using Peft.Training.Tuners.Lora;
@@ -10,19 +11,11 @@ namespace Peft.Training.Tuners;
 /// <summary>The registered PEFT methods, keyed by <c>peft_type</c>. Adding a method = one line here.</summary>
 public static class PeftMethods
 {
-    private static readonly Dictionary<string, IPeftMethod> Methods = new(StringComparer.Ordinal);
-
-    static PeftMethods()
+    // Fixed at start-up (concurrent runs read it; nothing registers later).
+    private static readonly FrozenDictionary<string, IPeftMethod> Methods = new IPeftMethod[]
     {
-        Register(new LoraMethod());
-        Register(new Ia3Method());
-        Register(new AdaLoraMethod());
-        Register(new PrefixTuningMethod());
-        Register(new PromptTuningMethod());
-        Register(new PTuningMethod());
-    }
-
-    public static void Register(IPeftMethod method) => Methods[method.PeftType] = method;
+        new LoraMethod(), new Ia3Method(), new AdaLoraMethod(), new PrefixTuningMethod(), new PromptTuningMethod(), new PTuningMethod(),
+    }.ToFrozenDictionary(m => m.PeftType, StringComparer.Ordinal);
 
     public static IPeftMethod Get(string peftType) =>
         Methods.TryGetValue(peftType, out var m) ? m

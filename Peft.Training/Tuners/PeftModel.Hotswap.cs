@@ -6,7 +6,7 @@ namespace Peft.Training.Tuners;
 public sealed partial class PeftModel
 {
     private LoraTuner RequireLora(string operation) =>
-        Tuner as LoraTuner ?? throw new NotSupportedException($"{operation} is only supported for LoRA adapters (this model holds {PeftType})");
+        Tuner as LoraTuner ?? throw new PeftUserException($"{operation} is only supported for LoRA adapters (this model holds {PeftType})");
 
     /// <summary>
     /// Swaps the weights of loaded adapter <paramref name="adapterName"/> for those in <paramref name="adapterDir"/> without

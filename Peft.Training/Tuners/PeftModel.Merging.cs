@@ -6,7 +6,7 @@ public sealed partial class PeftModel
 {
     private void RequireMergeable()
     {
-        if (!Tuner.CanMerge) throw new NotSupportedException($"{PeftType} adapters cannot be merged into the base weights");
+        if (!Tuner.CanMerge) throw new PeftUserException($"{PeftType} adapters cannot be merged into the base weights");
     }
 
     /// <summary>Adds the active (or given) adapters into the base weights, keeping them (≈ <c>merge_adapter</c>).</summary>

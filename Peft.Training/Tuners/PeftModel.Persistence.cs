@@ -23,14 +23,32 @@ public sealed partial class PeftModel
         }
     }
 
-    private void SaveAdapter(string name, PeftConfig cfg, string target)
+    /// <summary>The tensors <see cref="SavePretrained"/> writes for <paramref name="name"/> (the caller disposes them).</summary>
+    private List<KeyValuePair<string, Tensor>> CheckpointTensors(string name)
     {
-        Directory.CreateDirectory(target);
         var tensors = new List<KeyValuePair<string, Tensor>>();
         var shaping = Tuner as ICheckpointShapingTuner;
         using (torch.no_grad())
             foreach (var t in AdapterTensors(name))
                 tensors.Add(new(t.CheckpointKey, shaping?.ToCheckpoint(name, t) ?? t.Parameter.detach()));
+        return tensors;
+    }
+
+    /// <summary>
+    /// Bytes of tensor data <see cref="SavePretrained"/> writes for adapter <paramref name="name"/> (the file adds a
+    /// small JSON header). Works on a meta-device model, so a job builder can show it before any weight is read.
+    /// </summary>
+    public long AdapterDataBytes(string name = DefaultAdapterName)
+    {
+        var tensors = CheckpointTensors(name);
+        try { return tensors.Sum(kv => kv.Value.numel() * kv.Value.ElementSize); }
+        finally { foreach (var kv in tensors) kv.Value.Dispose(); }
+    }
+
+    private void SaveAdapter(string name, PeftConfig cfg, string target)
+    {
+        Directory.CreateDirectory(target);
+        var tensors = CheckpointTensors(name);
         try
         {
             Safetensors.Save(Path.Combine(target, WeightsFileName), tensors);
@@ -40,10 +58,9 @@ public sealed partial class PeftModel
             foreach (var kv in tensors) kv.Value.Dispose();
         }
         // PEFT writes inference_mode=true in saved configs, whatever the live value.
-        bool mode = cfg.InferenceMode;
-        cfg.InferenceMode = true;
-        try { cfg.Save(Path.Combine(target, ConfigFileName)); }
-        finally { cfg.InferenceMode = mode; }
+        var saved = cfg.Clone();
+        saved.InferenceMode = true;
+        saved.Save(Path.Combine(target, ConfigFileName));
     }
 
     /// <summary>Result of loading adapter weights: keys the file had but the model does not, and vice versa.</summary>
@@ -61,7 +78,7 @@ public sealed partial class PeftModel
         try
         {
             string file = Path.Combine(adapterDir, WeightsFileName);
-            if (!File.Exists(file)) throw new FileNotFoundException($"{file}: adapter weights not found", file);
+            if (!File.Exists(file)) throw new PeftUserException($"{file}: adapter weights not found", UserErrorKind.NotFound);
             return LoadAdapterWeights(name, file);
         }
         catch
@@ -100,4 +117,5 @@ public sealed partial class PeftModel
     }
 }
 
-public sealed class AdapterLoadException(string message) : Exception(message);
+/// <summary>An adapter folder that cannot be loaded on this model (missing files, shapes or modules that do not match).</summary>
+public sealed class AdapterLoadException(string message, UserErrorKind kind = UserErrorKind.Invalid) : PeftUserException(message, kind);

@@ -37,9 +37,13 @@ public sealed partial class PeftModel : IDisposable
     public string ActiveAdapter => _active.Count > 0 ? _active[0] : throw new InvalidOperationException("no active adapter");
     public PeftConfig ActiveConfig => _configs[ActiveAdapter];
 
-    /// <summary>Wraps <paramref name="model"/> with a new adapter (≈ <c>get_peft_model</c>). The base weights are frozen.</summary>
+    /// <summary>
+    /// Wraps <paramref name="model"/> with a new adapter (≈ <c>get_peft_model</c>). The base weights are frozen.
+    /// <paramref name="config"/> is copied: the caller's object is never changed (one config may serve many models).
+    /// </summary>
     public static PeftModel Create(PretrainedModel model, PeftConfig config, string adapterName = DefaultAdapterName, long? seed = null)
     {
+        config = config.Clone();
         var peft = new PeftModel(model, config.PeftType, seed);
         config.BaseModelNameOrPath ??= model.NameOrPath;
         // Prompt learning needs an explicit task_type (PEFT picks the wrapper from it); other methods default to the head.
@@ -59,9 +63,11 @@ public sealed partial class PeftModel : IDisposable
         return peft;
     }
 
-    /// <summary>Adds an adapter without activating it (≈ <c>add_adapter</c>).</summary>
+    /// <summary>Adds an adapter without activating it (≈ <c>add_adapter</c>). Works on a copy of <paramref name="config"/>.</summary>
     public void AddAdapter(string name, PeftConfig config)
     {
+        // Tuners resolve targets (all-linear, family defaults) and heads into the config they keep: never the caller's.
+        config = config.Clone();
         if (string.IsNullOrWhiteSpace(name) || name.Contains('.')) throw new ArgumentException($"invalid adapter name '{name}'");
         if (_configs.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' already exists");
         if (config.PeftType != PeftType)

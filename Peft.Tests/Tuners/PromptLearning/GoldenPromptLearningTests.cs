@@ -80,8 +80,8 @@ public class GoldenPromptLearningTests
         using (peft.DisableAdapters())
             GoldenData.AssertClose(e["base_logits"], Run(peft, Batch(e)), 1e-4, "base logits with the adapter disabled");
         Assert.False(peft.Tuner.CanMerge);
-        Assert.Throws<NotSupportedException>(() => peft.MergeAdapter());
-        Assert.Throws<NotSupportedException>(() => peft.MergeAndUnload());
+        Assert.Throws<PeftUserException>(() => peft.MergeAdapter());
+        Assert.Throws<PeftUserException>(() => peft.MergeAndUnload());
     }
 
     [Theory, MemberData(nameof(Cases))]

@@ -49,7 +49,7 @@ public class PromptLearningBehaviourTests
     {
         using var scope = torch.NewDisposeScope();
         using var peft = PeftModel.FromPretrained(Model("llama_base"), GoldenData.Dir(caseName));
-        var e = Assert.Throws<NotSupportedException>(() => peft.Forward(Batch(GoldenData.Expected(caseName)), ["default", "default"]));
+        var e = Assert.Throws<PeftUserException>(() => peft.Forward(Batch(GoldenData.Expected(caseName)), ["default", "default"]));
         Assert.Equal(message, e.Message);
     }
 

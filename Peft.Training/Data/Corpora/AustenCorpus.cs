@@ -28,7 +28,7 @@ public static partial class AustenCorpus
         foreach (var (obj, title) in Books)
         {
             if (db.Read(obj) is not RStrings lines)
-                throw new InvalidDataException($"janeaustenr object '{obj}' is not a character vector.");
+                throw new PeftUserException($"janeaustenr object '{obj}' is not a character vector.", UserErrorKind.Invalid);
             result.AddRange(FromLines(obj, title, lines.Values));
         }
         return result;

@@ -35,7 +35,7 @@ public static class Jsonl
     /// <summary>Parses every non-blank line; a malformed line is an error naming the file and line number.</summary>
     public static IEnumerable<JsonElement> Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Data file '{path}' does not exist.", path);
+        if (!File.Exists(path)) throw new PeftUserException($"Data file '{path}' does not exist.", UserErrorKind.NotFound);
         int lineNo = 0;
         foreach (var line in File.ReadLines(path))
         {
@@ -49,9 +49,9 @@ public static class Jsonl
             }
             catch (JsonException ex)
             {
-                throw new InvalidDataException($"{path}:{lineNo}: invalid JSON: {ex.Message}", ex);
+                throw new PeftUserException($"{path}:{lineNo}: invalid JSON: {ex.Message}", UserErrorKind.Invalid, ex);
             }
-            if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}:{lineNo}: expected a JSON object.");
+            if (e.ValueKind != JsonValueKind.Object) throw new PeftUserException($"{path}:{lineNo}: expected a JSON object.", UserErrorKind.Invalid);
             yield return e;
         }
     }
@@ -73,7 +73,7 @@ public static class Jsonl
                 if (has ? s.GetString() != split : !includeUnsplit) continue;
             }
             if (!e.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
-                throw new InvalidDataException($"{path}: record {index} has no string \"text\" field.");
+                throw new PeftUserException($"{path}: record {index} has no string \"text\" field.", UserErrorKind.Invalid);
             yield return t.GetString()!;
         }
     }

@@ -14,9 +14,9 @@ public static class MobyDickCorpus
     public static List<MobyDickParagraph> Read(string dataDir)
     {
         string listPath = Path.Combine(dataDir, "file_list.json");
-        if (!File.Exists(listPath)) throw new FileNotFoundException($"Moby-Dick file list '{listPath}' does not exist.", listPath);
+        if (!File.Exists(listPath)) throw new PeftUserException($"Moby-Dick file list '{listPath}' does not exist.", UserErrorKind.NotFound);
         var files = JsonSerializer.Deserialize<string[]>(File.ReadAllText(listPath))
-            ?? throw new InvalidDataException($"{listPath}: expected a JSON array of file names.");
+            ?? throw new PeftUserException($"{listPath}: expected a JSON array of file names.", UserErrorKind.Invalid);
         var result = new List<MobyDickParagraph>();
         foreach (var file in files)
         {

@@ -23,12 +23,12 @@ public sealed class RLazyLoadDb
         _rdb = rdb;
         if (RXdrReader.Read(Inflate(rdx, rdxPath)) is not RList index || index["variables"] is not RList vars
             || vars.Names is not { } names)
-            throw new InvalidDataException($"{rdxPath}: not an R lazy-load index (no named 'variables' list).");
+            throw new PeftUserException($"{rdxPath}: not an R lazy-load index (no named 'variables' list).", UserErrorKind.Invalid);
         var order = new List<string>();
         for (int i = 0; i < vars.Items.Count; i++)
         {
             if (names[i] is not { } name || vars.Items[i] is not RInts { Values.Count: 2 } pos)
-                throw new InvalidDataException($"{rdxPath}: index entry {i} is not a named (offset, length) pair.");
+                throw new PeftUserException($"{rdxPath}: index entry {i} is not a named (offset, length) pair.", UserErrorKind.Invalid);
             _variables[name] = (pos.Values[0], pos.Values[1]);
             order.Add(name);
         }
@@ -42,8 +42,8 @@ public sealed class RLazyLoadDb
     {
         ArgumentNullException.ThrowIfNull(rdxPath);
         string rdbPath = Path.ChangeExtension(rdxPath, ".rdb");
-        if (!File.Exists(rdxPath)) throw new FileNotFoundException($"R index '{rdxPath}' does not exist.", rdxPath);
-        if (!File.Exists(rdbPath)) throw new FileNotFoundException($"R database '{rdbPath}' does not exist.", rdbPath);
+        if (!File.Exists(rdxPath)) throw new PeftUserException($"R index '{rdxPath}' does not exist.", UserErrorKind.NotFound);
+        if (!File.Exists(rdbPath)) throw new PeftUserException($"R database '{rdbPath}' does not exist.", UserErrorKind.NotFound);
         return new RLazyLoadDb(File.ReadAllBytes(rdxPath), File.ReadAllBytes(rdbPath), rdxPath);
     }
 
@@ -57,7 +57,7 @@ public sealed class RLazyLoadDb
         if (!_variables.TryGetValue(name, out var at))
             throw new KeyNotFoundException($"R database has no object '{name}' (has: {string.Join(", ", Names)}).");
         if (at.Offset < 0 || at.Length < 5 || (long)at.Offset + at.Length > _rdb.Length)
-            throw new InvalidDataException($"R database entry '{name}' lies outside the .rdb file.");
+            throw new PeftUserException($"R database entry '{name}' lies outside the .rdb file.", UserErrorKind.Invalid);
         var record = _rdb.AsSpan(at.Offset, at.Length);
         int size = BinaryPrimitives.ReadInt32BigEndian(record);
         byte[] data = _compression switch
@@ -65,11 +65,11 @@ public sealed class RLazyLoadDb
             1 => Zlib(record[4..], size),
             2 or 3 when record[4] == (byte)'0' => record[5..].ToArray(),
             2 or 3 when record[4] == (byte)'1' => Zlib(record[5..], size),
-            _ => throw new InvalidDataException(
-                $"R database entry '{name}' uses compression type {_compression} ('{(char)record[4]}'); only zlib is supported."),
+            _ => throw new PeftUserException(
+                $"R database entry '{name}' uses compression type {_compression} ('{(char)record[4]}'); only zlib is supported.", UserErrorKind.Invalid),
         };
         if (data.Length != size)
-            throw new InvalidDataException($"R database entry '{name}' inflates to {data.Length} bytes, expected {size}.");
+            throw new PeftUserException($"R database entry '{name}' inflates to {data.Length} bytes, expected {size}.", UserErrorKind.Invalid);
         return RXdrReader.Read(data);
     }
 
@@ -99,7 +99,7 @@ public sealed class RLazyLoadDb
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: cannot decompress: {e.Message}", e);
+            throw new PeftUserException($"{path}: cannot decompress: {e.Message}", UserErrorKind.Invalid, e);
         }
     }
 }

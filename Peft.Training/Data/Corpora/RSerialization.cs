@@ -115,9 +115,9 @@ public sealed class RXdrReader
     private void ReadHeader()
     {
         if (_data.Length < 2 || _data[0] != (byte)'X' || _data[1] != (byte)'\n')
-            throw new InvalidDataException(_data.Length >= 2 && _data[1] == (byte)'\n'
+            throw new PeftUserException(_data.Length >= 2 && _data[1] == (byte)'\n'
                 ? $"R serialization format '{(char)_data[0]}' is not supported, only XDR ('X')."
-                : "Not an R serialization (expected the 'X\\n' XDR header).");
+                : "Not an R serialization (expected the 'X\\n' XDR header).", UserErrorKind.Invalid);
         _pos = 2;
         int version = ReadInt();
         ReadInt(); // R version that wrote it
@@ -128,13 +128,13 @@ public sealed class RXdrReader
             Take(n);   // native encoding name; strings carry their own encoding flags
         }
         else if (version != 2)
-            throw new InvalidDataException($"R serialization version {version} is not supported (2 or 3).");
+            throw new PeftUserException($"R serialization version {version} is not supported (2 or 3).", UserErrorKind.Invalid);
     }
 
     private RObject? ReadItem(int depth)
     {
         // Nested lists are shallow in data; a deep chain means a corrupt or hostile blob.
-        if (depth > 512) throw new InvalidDataException("R serialization nested too deeply.");
+        if (depth > 512) throw new PeftUserException("R serialization nested too deeply.", UserErrorKind.Invalid);
         int flags = ReadInt();
         int type = flags & 0xFF;
         int levels = flags >> 12;
@@ -153,14 +153,14 @@ public sealed class RXdrReader
                 int index = flags >> 8;
                 if (index == 0) index = ReadInt();
                 if (index < 1 || index > _refs.Count)
-                    throw new InvalidDataException($"R serialization refers to object {index}, but only {_refs.Count} were read.");
+                    throw new PeftUserException($"R serialization refers to object {index}, but only {_refs.Count} were read.", UserErrorKind.Invalid);
                 return _refs[index - 1];
             }
             case SymSxp:
             {
                 // A symbol is its CHARSXP name; later uses are REFSXP back-references to it.
                 int charFlags = ReadInt();
-                if ((charFlags & 0xFF) != CharSxp) throw new InvalidDataException("R symbol without a CHARSXP name.");
+                if ((charFlags & 0xFF) != CharSxp) throw new PeftUserException("R symbol without a CHARSXP name.", UserErrorKind.Invalid);
                 var sym = new RSymbol(ReadCharsxp(charFlags >> 12) ?? "NA");
                 _refs.Add(sym);
                 return sym;
@@ -182,7 +182,7 @@ public sealed class RXdrReader
             RawSxp => new RRaw(Take(ReadLength()).ToArray()),
             StrSxp => ReadStrings(depth),
             VecSxp or ExprSxp => ReadList(depth),
-            _ => throw new InvalidDataException($"R object type {type} is not supported by this reader (data vectors and lists only)."),
+            _ => throw new PeftUserException($"R object type {type} is not supported by this reader (data vectors and lists only).", UserErrorKind.Invalid),
         };
         if (hasAttr) value.Attributes = ToAttributes(ReadItem(depth + 1));
         return value;
@@ -209,7 +209,7 @@ public sealed class RXdrReader
             hasTag = (flags & (1 << 10)) != 0;
         }
         var tail = ReadItem(depth + 1);
-        if (tail is not null) throw new InvalidDataException("R pairlist does not end in NULL.");
+        if (tail is not null) throw new PeftUserException("R pairlist does not end in NULL.", UserErrorKind.Invalid);
         return new RPairList(cells) { Attributes = attrs ?? [] };
     }
 
@@ -217,12 +217,12 @@ public sealed class RXdrReader
     {
         RSymbol s => s.Name,
         null => null,
-        _ => throw new InvalidDataException("R pairlist tag is not a symbol."),
+        _ => throw new PeftUserException("R pairlist tag is not a symbol.", UserErrorKind.Invalid),
     };
 
     private static List<(string, RObject?)> ToAttributes(RObject? item)
     {
-        if (item is not RPairList list) throw new InvalidDataException("R attributes are not a pairlist.");
+        if (item is not RPairList list) throw new PeftUserException("R attributes are not a pairlist.", UserErrorKind.Invalid);
         return list.Cells.Select(c => (c.Tag ?? "", c.Value)).ToList();
     }
 
@@ -233,7 +233,7 @@ public sealed class RXdrReader
         {
             int flags = ReadInt();
             if ((flags & 0xFF) != CharSxp)
-                throw new InvalidDataException($"R character vector element {i} is not a CHARSXP.");
+                throw new PeftUserException($"R character vector element {i} is not a CHARSXP.", UserErrorKind.Invalid);
             values[i] = ReadCharsxp(flags >> 12);
             if ((flags & (1 << 9)) != 0) ReadItem(depth + 1); // old writers attached attributes to strings; R ignores them
         }
@@ -284,9 +284,9 @@ public sealed class RXdrReader
         {
             long hi = (uint)ReadInt(), lo = (uint)ReadInt();
             long len = (hi << 32) | lo;
-            throw new InvalidDataException($"R vector of {len} elements is too long for this reader.");
+            throw new PeftUserException($"R vector of {len} elements is too long for this reader.", UserErrorKind.Invalid);
         }
-        if (n < 0) throw new InvalidDataException($"R vector length {n} is invalid.");
+        if (n < 0) throw new PeftUserException($"R vector length {n} is invalid.", UserErrorKind.Invalid);
         return n;
     }
 
@@ -299,13 +299,13 @@ public sealed class RXdrReader
 
     private int PeekInt()
     {
-        if (_pos + 4 > _data.Length) throw new InvalidDataException("R serialization is truncated.");
+        if (_pos + 4 > _data.Length) throw new PeftUserException("R serialization is truncated.", UserErrorKind.Invalid);
         return BinaryPrimitives.ReadInt32BigEndian(_data.AsSpan(_pos));
     }
 
     private ReadOnlySpan<byte> Take(int n)
     {
-        if (n < 0 || _pos + (long)n > _data.Length) throw new InvalidDataException("R serialization is truncated.");
+        if (n < 0 || _pos + (long)n > _data.Length) throw new PeftUserException("R serialization is truncated.", UserErrorKind.Invalid);
         var span = _data.AsSpan(_pos, n);
         _pos += n;
         return span;

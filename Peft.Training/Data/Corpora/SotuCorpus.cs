@@ -36,7 +36,7 @@ public static partial class SotuCorpus
         if (!m.Success) return null;
         string code = m.Groups[3].Value;
         if (!Parties.TryGetValue(code, out var party))
-            throw new InvalidDataException($"SOTU file '{fileName}': unknown party code '{code}'.");
+            throw new PeftUserException($"SOTU file '{fileName}': unknown party code '{code}'.", UserErrorKind.Invalid);
         var words = m.Groups[2].Value.Split('_', StringSplitOptions.RemoveEmptyEntries)
             .Select(w => char.ToUpperInvariant(w[0]) + w[1..]);
         // The names are snake_cased from "William McKinley"; rejoin the "Mc" prefix.
@@ -54,14 +54,14 @@ public static partial class SotuCorpus
     /// <summary>All addresses under <paramref name="dataDir"/> (sotu/data), oldest first, as chunks.</summary>
     public static List<(SotuFileName Address, List<SotuChunk> Chunks)> Read(string dataDir)
     {
-        if (!Directory.Exists(dataDir)) throw new DirectoryNotFoundException($"SOTU folder '{dataDir}' does not exist.");
+        if (!Directory.Exists(dataDir)) throw new PeftUserException($"SOTU folder '{dataDir}' does not exist.", UserErrorKind.NotFound);
         var result = new List<(SotuFileName, List<SotuChunk>)>();
         foreach (var path in Directory.GetFiles(dataDir, "*.txt").Order(StringComparer.Ordinal))
         {
             if (ParseFileName(path) is not { } name) continue;
             result.Add((name, Chunk(name, File.ReadAllText(path))));
         }
-        if (result.Count == 0) throw new InvalidDataException($"No SOTU address files (YYYY_name_party.txt) in '{dataDir}'.");
+        if (result.Count == 0) throw new PeftUserException($"No SOTU address files (YYYY_name_party.txt) in '{dataDir}'.", UserErrorKind.Invalid);
         return result;
     }
 

@@ -14,7 +14,7 @@ public static class SpamAssassinCorpus
 
     public static List<SpamMessage> Read(string dataDir)
     {
-        if (!Directory.Exists(dataDir)) throw new DirectoryNotFoundException($"SpamAssassin folder '{dataDir}' does not exist.");
+        if (!Directory.Exists(dataDir)) throw new PeftUserException($"SpamAssassin folder '{dataDir}' does not exist.", UserErrorKind.NotFound);
         var result = new List<SpamMessage>();
         foreach (var groupDir in Directory.GetDirectories(dataDir).Order(StringComparer.Ordinal))
         {
@@ -30,7 +30,7 @@ public static class SpamAssassinCorpus
                 result.Add(new SpamMessage(text, label, id, DataSplits.Assign($"spam-assassin/{id}")));
             }
         }
-        if (result.Count == 0) throw new InvalidDataException($"No spam/ham message folders in '{dataDir}'.");
+        if (result.Count == 0) throw new PeftUserException($"No spam/ham message folders in '{dataDir}'.", UserErrorKind.Invalid);
         return result;
     }
 }

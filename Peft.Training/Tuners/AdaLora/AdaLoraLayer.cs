@@ -19,8 +19,11 @@ public sealed class AdaLoraLayer : IAdapterLayer
     private readonly ParameterDict _a = new(), _b = new(), _e = new(), _ranknum = new();
     private readonly Dictionary<string, (double Scaling, double Dropout)> _settings = new();
 
-    public AdaLoraLayer(LinearLayer host)
+    private readonly DropoutSource _random;
+
+    public AdaLoraLayer(LinearLayer host, DropoutSource random)
     {
+        _random = random;
         if (host.Tuner is not null) throw new InvalidOperationException("layer already carries an adapter");
         _host = host;
         host.register_module("lora_A", _a);
@@ -131,7 +134,7 @@ public sealed class AdaLoraLayer : IAdapterLayer
         {
             if (!_settings.TryGetValue(name, out var s)) continue;
             var xa = x.to(ScalarType.Float32);
-            if (s.Dropout > 0 && _host.training) xa = nn.functional.dropout(xa, s.Dropout, true);
+            xa = _random.Apply(xa, s.Dropout, _host.training);
             var ae = _a[name] * _e[name];
             var delta = xa.matmul(ae.t()).matmul(_b[name].t()) * s.Scaling / (_ranknum[name] + 1e-5);
             result = result + delta.to(outDtype);

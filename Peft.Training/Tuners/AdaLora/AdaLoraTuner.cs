@@ -48,7 +48,7 @@ public sealed class AdaLoraTuner(PeftModel owner) : LayerTuner<AdaLoraLayer, Ada
         var matched = MatchTargets<LinearLayer>(targets, cfg.ExcludeModules, cfg.LayersToTransform, cfg.LayersPattern, cfg.EffectiveModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
         {
-            var layer = LayerFor(path, host, () => new AdaLoraLayer(host));
+            var layer = LayerFor(path, host, () => new AdaLoraLayer(host, Base.Dropout));
             // Always init_r here, even with a rank_pattern: PEFT only shrinks modules when a checkpoint is loaded.
             layer.AddAdapter(name, cfg.InitR, cfg.LoraAlpha, cfg.LoraDropout, cfg.InitWeights, _owner.Generator);
         }

@@ -30,9 +30,13 @@ public sealed partial class LoraLayer : IAdapterLayer
     private readonly Dictionary<string, LoraAdapterSettings> _settings = new();
     private readonly Dictionary<string, Tensor> _doraMergeFactors = new();
 
-    public LoraLayer(IAdaptableLayer host)
+    private readonly DropoutSource _random;
+
+    /// <param name="random">The model's dropout generator (<see cref="Models.PretrainedModel.Dropout"/>).</param>
+    public LoraLayer(IAdaptableLayer host, DropoutSource random)
     {
         Host = host;
+        _random = random;
         var module = host.AsModule;
         switch (host)
         {
@@ -51,7 +55,7 @@ public sealed partial class LoraLayer : IAdapterLayer
                 module.register_module("lora_embedding_B", _embB);
                 break;
             default:
-                throw new NotSupportedException($"LoRA does not support {host.GetType().Name}");
+                throw new PeftUserException($"LoRA does not support {host.GetType().Name}");
         }
         host.Tuner = this;
     }
@@ -95,7 +99,7 @@ public sealed partial class LoraLayer : IAdapterLayer
     {
         if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
         if (settings.R <= 0) throw new ArgumentException($"LoRA rank must be positive, got {settings.R}");
-        if (settings.UseDora && IsEmbedding) throw new NotSupportedException("DoRA on embedding layers is not supported");
+        if (settings.UseDora && IsEmbedding) throw new PeftUserException("DoRA on embedding layers is not supported");
         var device = BaseWeight.device;
         var dtype = ScalarType.Float32; // adapters are kept in float32 (PEFT autocasts half-precision adapters up)
         using var noGrad = torch.no_grad();
@@ -146,7 +150,7 @@ public sealed partial class LoraLayer : IAdapterLayer
     private Tensor Dropout(string adapter, Tensor x)
     {
         double p = _settings[adapter].Dropout;
-        return p > 0 && Host.AsModule.training ? nn.functional.dropout(x, p, true) : x;
+        return _random.Apply(x, p, Host.AsModule.training);
     }
 
     public Tensor Forward(Tensor x)
@@ -196,7 +200,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         foreach (var name in rows.Distinct())
         {
             if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
-            if (s.UseDora) throw new NotSupportedException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
+            if (s.UseDora) throw new PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
             var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
             var sub = x.index_select(0, idx);
             Tensor delta = _linear is not null

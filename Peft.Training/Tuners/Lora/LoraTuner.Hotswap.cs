@@ -21,7 +21,7 @@ public sealed partial class LoraTuner
     public void Hotswap(string adapter, LoraConfig newConfig, SafetensorsFile file)
     {
         if (!_configs.TryGetValue(adapter, out var old)) throw new ArgumentException($"adapter '{adapter}' not found");
-        if (old.UseDora || newConfig.UseDora) throw new NotSupportedException("hot-swapping DoRA adapters is not supported");
+        if (old.UseDora || newConfig.UseDora) throw new PeftUserException("hot-swapping DoRA adapters is not supported");
         if (old.UseRslora != newConfig.UseRslora) throw new PeftConfigException($"cannot hot-swap: use_rslora differs ({old.UseRslora} → {newConfig.UseRslora})");
         if (old.LoraDropout != newConfig.LoraDropout) throw new PeftConfigException($"cannot hot-swap: lora_dropout differs ({old.LoraDropout} → {newConfig.LoraDropout})");
         if (old.LoraBias != newConfig.LoraBias) throw new PeftConfigException("cannot hot-swap: lora_bias differs");

@@ -27,7 +27,7 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
         {
             int r = (int)(TargetMatching.PatternValue(cfg.RankPattern, path) ?? cfg.R);
             double alpha = TargetMatching.PatternValue(cfg.AlphaPattern, path) ?? cfg.LoraAlpha;
-            var layer = LayerFor(path, host, () => new LoraLayer(host));
+            var layer = LayerFor(path, host, () => new LoraLayer(host, Base.Dropout));
             var settings = new LoraAdapterSettings(r, alpha, cfg.LoraDropout, cfg.UseRslora, cfg.UseDora, cfg.LoraBias);
             layer.AddAdapter(name, settings, cfg.InitMode, _owner.Generator);
         }

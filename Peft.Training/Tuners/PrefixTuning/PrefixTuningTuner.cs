@@ -25,7 +25,7 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
     {
         // GPT-BigCode lays out PEFT's prefix differently again; refuse rather than guess.
         if (Base.ModelType is "gpt_bigcode")
-            throw new NotSupportedException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
+            throw new PeftUserException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
         var c = (PrefixTuningConfig)config;
         int heads = c.NumAttentionHeads!.Value, dim = c.TokenDim!.Value;
         if (c.NumLayers != Base.NumLayers)

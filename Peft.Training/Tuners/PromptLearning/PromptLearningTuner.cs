@@ -94,10 +94,10 @@ public abstract class PromptLearningTuner : ITuner
     public abstract ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? rowAdapterNames);
 
     public void Merge(IReadOnlyList<string>? adapters, bool safe) =>
-        throw new NotSupportedException($"{MethodName} adapters cannot be merged into the base weights");
+        throw new PeftUserException($"{MethodName} adapters cannot be merged into the base weights");
 
     public void Unmerge() =>
-        throw new NotSupportedException($"{MethodName} adapters cannot be merged into the base weights");
+        throw new PeftUserException($"{MethodName} adapters cannot be merged into the base weights");
 
     public void Unload(bool merge, IReadOnlyList<string>? adapters, bool safe)
     {
@@ -116,7 +116,7 @@ public abstract class PromptLearningTuner : ITuner
     protected void RejectRowAdapters(IReadOnlyList<string>? rowAdapterNames)
     {
         if (rowAdapterNames is not null)
-            throw new NotSupportedException($"{MethodName} cannot mix adapters in one batch");
+            throw new PeftUserException($"{MethodName} cannot mix adapters in one batch");
     }
 
     protected static (long Batch, long Length) Shape(ForwardArgs args)
