@@ -111,11 +111,14 @@ public class GenerationBehaviourTests
     [Fact]
     public void InvalidOptionsAreRejected()
     {
-        Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { MaxNewTokens = 0 }));
-        Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { AdapterNames = ["__base__"] }));
+        Assert.Contains("max_new_tokens", Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { MaxNewTokens = 0 })).Message);
+        Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { AdapterNames = ["__base__"] }));
+        // Row adapter names on a plain model are an API misuse (hosts check the names against loaded adapters first).
         Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { AdapterNames = ["__base__", "__base__"] }));
-        Assert.Throws<ArgumentException>(() => Run(new GenerationOptions { DoSample = true, Temperature = 0 }));
+        Assert.Contains("temperature", Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { DoSample = true, Temperature = 0 })).Message);
+        Assert.Contains("top_p", Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { DoSample = true, TopP = 1.5 })).Message);
         Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { NumBeams = 2, DoSample = true }));
-        Assert.Throws<PeftUserException>(() => Run(new GenerationOptions { NumBeams = 2, OnStep = _ => { } }));
+        // Streaming with beams is a programming error (an API misuse), not a user error.
+        Assert.Throws<NotSupportedException>(() => Run(new GenerationOptions { NumBeams = 2, OnStep = _ => { } }));
     }
 }

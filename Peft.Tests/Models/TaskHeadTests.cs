@@ -135,7 +135,7 @@ public class TaskHeadTests
     public void MissingHeadsAreRejectedWithTheAvailableList()
     {
         var config = ModelConfig.FromFolder(GoldenData.Dir("llama_base"));
-        var e = Assert.Throws<ArgumentException>(() => AutoModel.FromConfig(config, new ModelLoadOptions { Task = TaskType.TokenClassification, Device = torch.META }));
+        var e = Assert.Throws<PeftUserException>(() => AutoModel.FromConfig(config, new ModelLoadOptions { Task = TaskType.TokenClassification, Device = torch.META }));
         Assert.Contains("CAUSAL_LM, SEQ_CLS", e.Message);
     }
 

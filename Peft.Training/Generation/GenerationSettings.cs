@@ -47,19 +47,20 @@ internal sealed record GenerationSettings
         return s;
     }
 
+    /// <summary>Option values come from users and generation_config.json: bad ones are user errors naming the field.</summary>
     private void Validate(long batch)
     {
-        if (MaxNewTokens <= 0) throw new ArgumentException($"MaxNewTokens must be > 0, got {MaxNewTokens}");
-        if (NumBeams < 1) throw new ArgumentException($"NumBeams must be >= 1, got {NumBeams}");
-        if (NumBeams > 1 && DoSample) throw new PeftUserException("beam sampling (NumBeams > 1 with DoSample) is not supported");
-        if (NumBeams > 1 && OnStep is not null) throw new PeftUserException("OnStep streaming cannot be used with beam search (as in transformers)");
+        if (MaxNewTokens <= 0) throw new PeftUserException($"max_new_tokens must be > 0, got {MaxNewTokens}");
+        if (NumBeams < 1) throw new PeftUserException($"num_beams must be >= 1, got {NumBeams}");
+        if (NumBeams > 1 && DoSample) throw new PeftUserException("beam sampling (num_beams > 1 with do_sample) is not supported");
+        if (NumBeams > 1 && OnStep is not null) throw new NotSupportedException("OnStep streaming cannot be used with beam search (as in transformers)");
         if (DoSample)
         {
-            if (!(Temperature > 0)) throw new ArgumentException($"Temperature must be > 0, got {Temperature}");
-            if (TopK < 0) throw new ArgumentException($"TopK must be >= 0, got {TopK}");
-            if (!(TopP >= 0 && TopP <= 1)) throw new ArgumentException($"TopP must be in [0, 1], got {TopP}");
+            if (!(Temperature > 0)) throw new PeftUserException($"temperature must be > 0, got {Temperature}");
+            if (TopK < 0) throw new PeftUserException($"top_k must be >= 0, got {TopK}");
+            if (!(TopP >= 0 && TopP <= 1)) throw new PeftUserException($"top_p must be in [0, 1] (as transformers' TopPLogitsWarper), got {TopP}");
         }
         if (AdapterNames is not null && AdapterNames.Count != batch)
-            throw new ArgumentException($"AdapterNames has {AdapterNames.Count} names but the batch has {batch} rows");
+            throw new PeftUserException($"adapter_names has {AdapterNames.Count} names but the batch has {batch} rows");
     }
 }
