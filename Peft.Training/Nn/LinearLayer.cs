@@ -105,8 +105,7 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>, IAdaptableLayer
         Unregister("_internal_params", "weight");
         register_parameter("weight", _weight);
         if (!ReferenceEquals(old, q.Packed)) old.Dispose();
-        Unregister("_internal_buffers", "absmax");
-        Unregister("_internal_buffers", "nested_absmax");
+        DropQuantBuffers();
         register_buffer("absmax", q.Absmax);
         if (q.NestedAbsmax is not null) register_buffer("nested_absmax", q.NestedAbsmax);
         _quant = q;
@@ -124,8 +123,7 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>, IAdaptableLayer
         Unregister("_internal_params", "weight");
         register_parameter("weight", _weight);
         old.Dispose();
-        Unregister("_internal_buffers", "absmax");
-        Unregister("_internal_buffers", "nested_absmax");
+        DropQuantBuffers();
         _quant = null;
         _computeDType = null;
     }
@@ -140,6 +138,17 @@ public sealed class LinearLayer : nn.Module<Tensor, Tensor>, IAdaptableLayer
         Unregister("_internal_params", "bias");
         register_parameter("bias", _bias);
         old.Dispose();
+    }
+
+    private void DropQuantBuffers()
+    {
+        if (_quant is null) return;
+        foreach (var name in new[] { "absmax", "nested_absmax" })
+        {
+            var t = get_buffer(name);
+            Unregister("_internal_buffers", name);
+            t?.Dispose();
+        }
     }
 
     // TorchSharp's register_parameter/register_buffer refuse an existing name and offer no removal, but swapping the

@@ -49,7 +49,6 @@ public static class QuantizedLoading
             var compute = q.ComputeDType ?? model.DType;
             var layers = Targets(model, q);
             using var reader = CheckpointReader.OpenFolder(modelDir);
-            bool anyPrequantised = false;
             model.LoadWeights(reader, modelDir, (name, key, p) =>
             {
                 if (!name.EndsWith(".weight", StringComparison.Ordinal) || !layers.TryGetValue(name[..^7], out var lin)) return false;
@@ -60,7 +59,6 @@ public static class QuantizedLoading
                     qw = BnbLayout.Read(reader, prefix, target, modelDir);
                     if (qw.Method != q.Method)
                         throw new ModelLoadException($"{modelDir}: '{key}' is stored as {QuantizationConfig.MethodName(qw.Method)}, not {QuantizationConfig.MethodName(q.Method)}");
-                    anyPrequantised = true;
                 }
                 else
                 {
@@ -74,7 +72,6 @@ public static class QuantizedLoading
                 lin.SetQuantized(qw, compute);
                 return true;
             });
-            _ = anyPrequantised;
             model.Config.Json["quantization_config"] = q.ToJson(compute);
             if (target.type != DeviceType.CPU) model.MoveTo(target);
             return model;
