@@ -98,7 +98,7 @@ internal sealed class RunningBatch : IDisposable
         _cache!.IndexSelect(index);
         var mask = _mask.index_select(0, index);
         // Leading columns that are padding in every remaining row carry nothing: cut them from mask and cache.
-        long firstUsed = mask.sum(0).nonzero()[0, 0].item<long>();
+        long firstUsed = mask.sum(0L, false).nonzero()[0, 0].item<long>();   // 0L: a bare 0 binds to sum(ScalarType)
         if (firstUsed > 0)
         {
             long len = mask.shape[1] - firstUsed;

@@ -74,6 +74,8 @@ public sealed class ServingEngine : IDisposable
     public int Waiting => Volatile.Read(ref _queued);
     /// <summary>Sequences in the running batch after the last step (read from any thread; for metrics and tests).</summary>
     public int Running { get; private set; }
+    /// <summary>The most sequences that ever decoded in one step.</summary>
+    public int PeakBatch { get; private set; }
 
     /// <summary>
     /// Queues a sequence. <paramref name="adapter"/> (from <see cref="AdapterCache"/>) is owned by the request from
@@ -207,6 +209,7 @@ public sealed class ServingEngine : IDisposable
     private void DecodeStep()
     {
         Metrics?.BatchOccupancy(_batch.Count);
+        PeakBatch = Math.Max(PeakBatch, _batch.Count);
         var logits = _batch.Step((args, names) => _peft.Forward(args, names), out long vocab);
         var keep = new List<int>(_batch.Count);
         for (int i = 0; i < _batch.Count; i++)

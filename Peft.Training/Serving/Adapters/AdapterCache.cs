@@ -210,7 +210,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             lock (_gate)
             {
                 tensors = e.HostTensors ?? throw new InvalidOperationException($"adapter {e.Key} is leased but not in memory");
-                config = PeftConfigs.Parse(e.Config!.ToJson(), e.Key);
+                config = Copy(e.Config!, e.Key);
             }
             // The weights are overwritten; a data-dependent init (pissa, olora) would also rewrite the base weights.
             if (config is LoraConfig lc) lc.InitLoraWeights = JsonValue.Create(false);
@@ -251,7 +251,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
         }
         lock (_gate)
         {
-            e.Config = PeftConfigs.Parse(peft.Configs[e.ModelName].ToJson(), e.Key);
+            e.Config = Copy(peft.Configs[e.ModelName], e.Key);
             e.HostTensors = host;
             e.Bytes = bytes;
             e.Rank = RankOf(e.Config);
@@ -343,6 +343,10 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             _entries.Clear();
         }
     }
+
+    /// <summary>A fresh config (AddAdapter mutates the one it gets). Through text: in-memory ToJson nodes do not re-read as numbers.</summary>
+    private static PeftConfig Copy(PeftConfig c, string source) =>
+        PeftConfigs.Parse((JsonObject)JsonNode.Parse(c.ToJson().ToJsonString())!, source);
 
     private static PeftUserException Bad(string field, string what) => new($"'{field}' {what}", UserErrorKind.Invalid);
 }
