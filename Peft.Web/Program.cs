@@ -1,6 +1,13 @@
+using Peft.Web.Extensions;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.AddServing();
 var app = builder.Build();
 
 app.MapGet("/", () => "Hello World!");
+app.MapServing();
 
 app.Run();
+
+/// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>
+public partial class Program;

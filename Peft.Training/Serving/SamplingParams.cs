@@ -32,7 +32,7 @@ public sealed record SamplingParams
         if (!(Temperature >= 0) || Temperature > 100) throw Bad("temperature", $"must be in [0, 100], got {Temperature}");
         if (!(TopP > 0 && TopP <= 1)) throw Bad("top_p", $"must be in (0, 1], got {TopP}");
         if (TopK < 0) throw Bad("top_k", $"must be ≥ 0, got {TopK}");
-        if (Stop.Count > 4 || Stop.Any(string.IsNullOrEmpty)) throw Bad("stop", "at most 4 non-empty strings");
+        if (Stop.Count > 8 || Stop.Any(string.IsNullOrEmpty)) throw Bad("stop", "at most 8 non-empty strings");
         if (Logprobs is < 0 or > 20) throw Bad("logprobs", $"must be in [0, 20], got {Logprobs}");
         if (!(PresencePenalty >= -2 && PresencePenalty <= 2)) throw Bad("presence_penalty", $"must be in [-2, 2], got {PresencePenalty}");
         if (!(FrequencyPenalty >= -2 && FrequencyPenalty <= 2)) throw Bad("frequency_penalty", $"must be in [-2, 2], got {FrequencyPenalty}");

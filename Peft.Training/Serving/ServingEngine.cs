@@ -119,6 +119,14 @@ public sealed class ServingEngine : IDisposable
     /// <summary>Attaches a leased adapter to the model now (preload); the lease stays with the caller.</summary>
     public Task PreloadAsync(AdapterLease lease) => RunOnLoopAsync(peft => Adapters.Attach(lease.Entry, peft));
 
+    /// <summary>Detaches and forgets an idle adapter version; false when sequences still use it.</summary>
+    public async Task<bool> UnloadAsync(string key)
+    {
+        bool done = false;
+        await RunOnLoopAsync(peft => done = Adapters.Unload(key, peft));
+        return done;
+    }
+
     private void Loop()
     {
         using var noGrad = torch.no_grad();
