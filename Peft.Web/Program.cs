@@ -8,6 +8,3 @@ app.MapGet("/", () => "Hello World!");
 app.MapServing();
 
 app.Run();
-
-/// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>
-public partial class Program;
