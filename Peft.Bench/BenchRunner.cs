@@ -7,12 +7,12 @@ namespace Peft.Bench;
 /// <summary>Runs the suites of <c>peft bench</c> and the single measurements its child processes perform.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] Suites = ["train", "adapter", "infer", "load"];
+    public static readonly string[] Suites = ["train", "adapter", "infer", "load", "serve"];
 
     public static BenchReport Run(IReadOnlyList<string> suites, BenchOptions options, ChildRunner child, TextWriter progress)
     {
         foreach (var s in suites)
-            if (!Suites.Contains(s)) throw new ArgumentException($"unknown benchmark suite '{s}' (train, adapter, infer, load, all)");
+            if (!Suites.Contains(s)) throw new ArgumentException($"unknown benchmark suite '{s}' (train, adapter, infer, load, serve, all)");
         if (options.Threads is int t) torch.set_num_threads(t);
         var report = new BenchReport { Machine = MachineInfo.Current(), Quick = options.Quick };
         progress.WriteLine("measuring matmul throughput...");
@@ -29,6 +29,7 @@ public static class BenchRunner
                 "train" => TrainSuite.Run(options, child, gflops),
                 "adapter" => AdapterSuite.Run(options),
                 "infer" => InferSuite.Run(options),
+                "serve" => ServeSuite.Run(options),
                 _ => LoadSuite.Run(options, child),
             });
         }

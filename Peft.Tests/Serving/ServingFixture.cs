@@ -44,11 +44,12 @@ public sealed class ServingFixture : IDisposable
         peft.SavePretrained(Path.Combine(Root, name, version.ToString()));
     }
 
-    public (ServingEngine Engine, AdapterCache Cache) Engine(ServingEngineOptions? options = null, AdapterCacheOptions? cacheOptions = null)
+    public (ServingEngine Engine, AdapterCache Cache) Engine(ServingEngineOptions? options = null, AdapterCacheOptions? cacheOptions = null,
+        ServingMetrics? metrics = null)
     {
         var model = AutoModel.FromPretrained(GoldenData.Dir(BaseCase));
-        var cache = new AdapterCache(new FolderAdapterSource(Root), cacheOptions ?? new AdapterCacheOptions { BaseModelName = BaseCase });
-        var engine = new ServingEngine(model, cache, options ?? new ServingEngineOptions { CaptureLogits = true });
+        var cache = new AdapterCache(new FolderAdapterSource(Root), cacheOptions ?? new AdapterCacheOptions { BaseModelName = BaseCase }, metrics);
+        var engine = new ServingEngine(model, cache, options ?? new ServingEngineOptions { CaptureLogits = true }, metrics: metrics);
         return (engine, cache);
     }
 
