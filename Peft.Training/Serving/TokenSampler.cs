@@ -68,7 +68,7 @@ public sealed class TokenSampler(SamplingParams p, long seed)
         int keep = s.Length;
         if (Params.TopK > 0 || Params.TopP < 1.0)
         {
-            // Descending by score, ties by index (stable order whatever the batch).
+            // Descending by score; the order depends only on this row's scores, never on the batch.
             var keys = new float[s.Length];
             for (int i = 0; i < s.Length; i++) keys[i] = -s[i];
             Array.Sort(keys, order);
