@@ -7,12 +7,12 @@ namespace Peft.Bench;
 /// <summary>Runs the suites of <c>peft bench</c> and the single measurements its child processes perform.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] Suites = ["train", "adapter", "infer", "load", "quant"];
+    public static readonly string[] Suites = ["train", "adapter", "infer", "load", "quant", "serve"];
 
     public static BenchReport Run(IReadOnlyList<string> suites, BenchOptions options, ChildRunner child, TextWriter progress)
     {
         foreach (var s in suites)
-            if (!Suites.Contains(s)) throw new PeftUserException($"unknown benchmark suite '{s}' (train, adapter, infer, load, quant, all)");
+            if (!Suites.Contains(s)) throw new PeftUserException($"unknown benchmark suite '{s}' (train, adapter, infer, load, quant, serve, all)");
         if (options.Threads is int t) torch.set_num_threads(t);
         var report = new BenchReport { Machine = MachineInfo.Current(), Quick = options.Quick };
         progress.WriteLine("measuring matmul throughput...");
@@ -30,6 +30,7 @@ public static class BenchRunner
                 "adapter" => AdapterSuite.Run(options),
                 "infer" => InferSuite.Run(options),
                 "quant" => QuantSuite.Run(options, child),
+                "serve" => ServeSuite.Run(options),
                 _ => LoadSuite.Run(options, child),
             });
         }

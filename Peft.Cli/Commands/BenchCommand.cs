@@ -16,7 +16,7 @@ internal static class BenchCommand
 {
     public static Command Create(CliContext ctx)
     {
-        var suites = new Argument<string[]>("suite") { Description = "train, adapter, infer, load, quant or all", Arity = ArgumentArity.OneOrMore };
+        var suites = new Argument<string[]>("suite") { Description = "train, adapter, infer, load, quant, serve or all", Arity = ArgumentArity.OneOrMore };
         var quick = new Option<bool>("--quick") { Description = "Small shapes and few steps: every suite in a few minutes (checks the benchmark runs; numbers not comparable)" };
         var configs = new Option<string[]>("--config") { Description = "Config name (tiny10m, small50m, base120m) or config.json path; repeatable", HelpName = "NAME|FILE" };
         var methods = new Option<string[]>("--method") { Description = $"Method rows to run; repeatable ({string.Join(", ", BenchMethods.All.Keys)})", HelpName = "M" };

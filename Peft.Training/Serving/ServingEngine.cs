@@ -1,0 +1,265 @@
+using System.Collections.Concurrent;
+using Peft.Core;
+using Peft.Training.Generation;
+using Peft.Training.Models;
+using Peft.Training.Serving.Adapters;
+using Peft.Training.Tuners;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Peft.Training.Serving;
+
+public sealed class ServingEngineOptions
+{
+    /// <summary>Sequences decoding together at most.</summary>
+    public int MaxBatchSize { get; set; } = 32;
+    /// <summary>Waiting requests beyond which a submission is refused (HTTP 429).</summary>
+    public int MaxQueue { get; set; } = 256;
+    /// <summary>New sequences prefilled between two decode steps (bounds the stall a join causes to running ones).</summary>
+    public int MaxPrefillsPerStep { get; set; } = 4;
+    public int MaxTokensLimit { get; set; } = 2048;
+    /// <summary>Keep each step's raw logits in the result (tests and debugging).</summary>
+    public bool CaptureLogits { get; set; }
+}
+
+/// <summary>Too many requests waiting; retry after <see cref="RetryAfter"/>.</summary>
+public sealed class ServerBusyException(TimeSpan retryAfter)
+    : Exception($"the server has too many requests waiting; retry after {retryAfter.TotalSeconds:0} s")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// Continuous batching over one base model: a single loop thread owns the <see cref="PeftModel"/>. Between decode
+/// steps it prefills newly admitted requests (each alone, with its adapter) and joins them to the running batch, in
+/// which every row carries its own LoRA adapter (grouped per adapter inside each layer, no merging); finished or
+/// cancelled rows leave right away. Disk reads of adapters happen before admission, off this thread.
+/// </summary>
+public sealed class ServingEngine : IDisposable
+{
+    private readonly PeftModel _peft;
+    private readonly ConcurrentQueue<InferenceRequest> _queue = new();
+    private readonly ConcurrentQueue<(Action<PeftModel> Work, TaskCompletionSource Done)> _control = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Thread _loop;
+    private readonly RunningBatch _batch;
+    private readonly HashSet<long> _eos;
+    private readonly Func<IReadOnlyList<int>, string>? _detokenize;
+    private readonly int _maxContext;
+    private volatile bool _stopping;
+    private int _queued;
+
+    public ServingEngine(PretrainedModel model, AdapterCache adapters, ServingEngineOptions? options = null,
+        Func<IReadOnlyList<int>, string>? detokenize = null, ServingMetrics? metrics = null)
+    {
+        if (model.IsEncoderDecoder || model.Task != TaskType.CausalLM)
+            throw new PeftUserException($"the serving engine needs a decoder-only causal LM; this model is {model.ModelType} ({model.Task})", UserErrorKind.Invalid);
+        model.eval();
+        _peft = PeftModel.ForServing(model, "LORA");
+        Adapters = adapters;
+        Options = options ?? new ServingEngineOptions();
+        Metrics = metrics;
+        _detokenize = detokenize;
+        _eos = (GenerationConfig.ForModel(model).EosTokenIds ?? []).Select(x => (long)x).ToHashSet();
+        _maxContext = model.Config.TryGetInt("max_position_embeddings", "n_positions") ?? int.MaxValue;
+        _batch = new RunningBatch(model.NumLayers);
+        _loop = new Thread(Loop) { IsBackground = true, Name = "peft-serving-loop" };
+        _loop.Start();
+    }
+
+    public AdapterCache Adapters { get; }
+    public ServingEngineOptions Options { get; }
+    public ServingMetrics? Metrics { get; }
+    public PretrainedModel Model => _peft.BaseModel;
+    public int Waiting => Volatile.Read(ref _queued);
+    /// <summary>Sequences in the running batch after the last step (read from any thread; for metrics and tests).</summary>
+    public int Running { get; private set; }
+    /// <summary>The most sequences that ever decoded in one step.</summary>
+    public int PeakBatch { get; private set; }
+
+    /// <summary>
+    /// Queues a sequence. <paramref name="adapter"/> (from <see cref="AdapterCache"/>) is owned by the request from
+    /// here on and released when it ends. Throws <see cref="ServerBusyException"/> when the queue is full.
+    /// </summary>
+    public InferenceRequest Submit(IReadOnlyList<int> prompt, SamplingParams p, AdapterLease? adapter, CancellationToken ct = default)
+    {
+        try
+        {
+            if (_stopping) throw new ObjectDisposedException(nameof(ServingEngine));
+            if (prompt.Count == 0) throw new PeftUserException("the prompt is empty", UserErrorKind.Invalid);
+            p.Validate(Options.MaxTokensLimit);
+            if (prompt.Count + 1 > _maxContext)
+                throw new PeftUserException($"the prompt has {prompt.Count} tokens; this model's context is {_maxContext}", UserErrorKind.Invalid);
+            if (Interlocked.Increment(ref _queued) > Options.MaxQueue)
+            {
+                Interlocked.Decrement(ref _queued);
+                throw new ServerBusyException(TimeSpan.FromSeconds(1));
+            }
+        }
+        catch
+        {
+            adapter?.Dispose();
+            throw;
+        }
+        var request = new InferenceRequest(prompt, p, adapter, ct, Options.CaptureLogits);
+        _queue.Enqueue(request);
+        _wake.Release();
+        return request;
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop thread between steps (adapter preload/unload).</summary>
+    public Task RunOnLoopAsync(Action<PeftModel> work)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _control.Enqueue((work, done));
+        _wake.Release();
+        return done.Task;
+    }
+
+    /// <summary>Attaches a leased adapter to the model now (preload); the lease stays with the caller.</summary>
+    public Task PreloadAsync(AdapterLease lease) => RunOnLoopAsync(peft => Adapters.Attach(lease.Entry, peft));
+
+    /// <summary>Detaches and forgets an idle adapter version; false when sequences still use it.</summary>
+    public async Task<bool> UnloadAsync(string key)
+    {
+        bool done = false;
+        await RunOnLoopAsync(peft => done = Adapters.Unload(key, peft));
+        return done;
+    }
+
+    private void Loop()
+    {
+        using var noGrad = torch.no_grad();
+        while (!_stopping)
+        {
+            try
+            {
+                RunControl();
+                Admit();
+                if (_batch.Count > 0) DecodeStep();
+                Running = _batch.Count;
+                if (_batch.Count == 0 && _queue.IsEmpty && _control.IsEmpty) _wake.Wait(100);
+            }
+            catch (Exception e)
+            {
+                // A bug in a step must not kill the server: fail the running sequences and go on.
+                foreach (var r in _batch.Rows) r.Fail(e);
+                _batch.Keep([]);
+            }
+        }
+        foreach (var r in _batch.Rows) r.Finish("cancelled", null);
+        _batch.Keep([]);
+        while (_queue.TryDequeue(out var q)) q.Finish("cancelled", null);
+    }
+
+    private void RunControl()
+    {
+        while (_control.TryDequeue(out var c))
+        {
+            try { c.Work(_peft); c.Done.TrySetResult(); }
+            catch (Exception e) { c.Done.TrySetException(e); }
+        }
+    }
+
+    private void Admit()
+    {
+        int prefills = 0;
+        while (_batch.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
+        {
+            Interlocked.Decrement(ref _queued);
+            if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
+            prefills++;
+            try
+            {
+                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
+                Prefill(r);
+            }
+            catch (Exception e)
+            {
+                Metrics?.Failed(r.AdapterKey);
+                r.Fail(e);
+            }
+        }
+    }
+
+    /// <summary>Runs the prompt alone through the model with the request's adapter, picks the first token, joins the batch.</summary>
+    private void Prefill(InferenceRequest r)
+    {
+        var cache = new KvCache(_peft.BaseModel.NumLayers);
+        try
+        {
+            float[] logits;
+            using (var scope = torch.NewDisposeScope())
+            {
+                var device = _peft.BaseModel.Device;
+                var ids = torch.tensor(r.Prompt.Select(t => (long)t).ToArray(), device: device).view(1, r.Prompt.Count);
+                var mask = torch.ones_like(ids);
+                var positions = torch.arange(r.Prompt.Count, device: device).view(1, r.Prompt.Count);
+                using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache }, [r.RowName]);
+                logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu().data<float>().ToArray();
+            }
+            Metrics?.FirstToken(r.AdapterKey, r.Clock.Elapsed);
+            if (Choose(r, logits) is { } reason)
+            {
+                cache.Dispose();
+                End(r, reason);
+                return;
+            }
+            _batch.Join(r, cache);
+        }
+        catch
+        {
+            cache.Dispose();
+            throw;
+        }
+    }
+
+    private void DecodeStep()
+    {
+        Metrics?.BatchOccupancy(_batch.Count);
+        PeakBatch = Math.Max(PeakBatch, _batch.Count);
+        var logits = _batch.Step((args, names) => _peft.Forward(args, names), out long vocab);
+        var keep = new List<int>(_batch.Count);
+        for (int i = 0; i < _batch.Count; i++)
+        {
+            var r = _batch.Rows[i];
+            string? reason = r.Cancellation.IsCancellationRequested ? "cancelled" : Choose(r, logits.AsSpan((int)(i * vocab), (int)vocab));
+            if (reason is null) keep.Add(i);
+            else End(r, reason);
+        }
+        _batch.Keep(keep);
+    }
+
+    /// <summary>Samples and emits one token; returns the finish reason when the sequence is done, else null.</summary>
+    private string? Choose(InferenceRequest r, ReadOnlySpan<float> logits)
+    {
+        r.CapturedLogits?.Add(logits.ToArray());
+        var token = r.Sampler.Next(logits);
+        r.Emit(token);
+        if (r.Params.StopAtEos && _eos.Contains(token.TokenId)) return "stop";
+        if (r.Params.Stop.Count > 0 && _detokenize is not null)
+        {
+            string text = _detokenize(r.Generated.Select(t => t.TokenId).ToList());
+            foreach (var s in r.Params.Stop)
+                if (text.Contains(s, StringComparison.Ordinal)) { r.StopString = s; return "stop"; }
+        }
+        if (r.Generated.Count >= r.Params.MaxTokens || r.Prompt.Count + r.Generated.Count >= _maxContext) return "length";
+        return null;
+    }
+
+    private void End(InferenceRequest r, string reason)
+    {
+        Metrics?.Finished(r.AdapterKey, reason, r.Generated.Count, r.Prompt.Count, r.Clock.Elapsed);
+        r.Finish(reason, r.StopString);
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _wake.Release();
+        _loop.Join();
+        _batch.Dispose();
+        _peft.Dispose();
+        _wake.Dispose();
+    }
+}

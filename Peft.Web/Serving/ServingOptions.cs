@@ -1,0 +1,23 @@
+namespace Peft.Web.Serving;
+
+/// <summary>The inference server's settings, bound from the <c>Serving:</c> configuration section.</summary>
+public sealed class ServingOptions
+{
+    public const string Section = "Serving";
+
+    /// <summary>Base model folder; a relative path is looked up from the content root and its parents.</summary>
+    public string ModelPath { get; set; } = "models/peft-demo";
+    /// <summary>The name clients put in <c>model</c> for the base alone (default: the folder's name).</summary>
+    public string? ModelName { get; set; }
+    /// <summary>Folder adapter source: <c>NAME/N/</c> versions, <c>NAME/aliases.json</c>.</summary>
+    public string AdaptersPath { get; set; } = "adapters";
+    public int MaxBatchSize { get; set; } = 32;
+    public int MaxQueue { get; set; } = 256;
+    public int MaxTokensLimit { get; set; } = 1024;
+    public int DefaultMaxTokens { get; set; } = 16;
+    public int MaxN { get; set; } = 8;
+    public long DeviceBudgetMb { get; set; } = 256;
+    public long HostBudgetMb { get; set; } = 1024;
+    /// <summary>A request still generating after this long is cancelled and answered 504.</summary>
+    public int RequestTimeoutSeconds { get; set; } = 120;
+}

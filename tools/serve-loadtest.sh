@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Bounded loopback load test of the inference server (issue 14): CLIENTS concurrent clients for DURATION seconds across
+# 20 LoRA adapters of the demo model, with the alias `a00@prod` moved between versions 1 and 2 every SWAP_EVERY seconds.
+# Checks: zero failed requests; every answer equals the fixed-seed answer of the adapter (for the alias: of one of its
+# two versions) recorded before the load; server RSS after warm-up vs at the end.
+# Usage: tools/serve-loadtest.sh [DURATION=60] [CLIENTS=32]   (the issue's full run is DURATION=180; run it once)
+set -euo pipefail
+DURATION=${1:-60}; CLIENTS=${2:-32}; SWAP_EVERY=${SWAP_EVERY:-3}; PORT=${PORT:-5187}
+ROOT=$(cd "$(dirname "$0")/.." && pwd); WORK=$(mktemp -d); ADAPTERS=$WORK/adapters; URL=http://127.0.0.1:$PORT
+PEFT="$ROOT/Peft.Cli/bin/Release/net10.0/peft"; WEB="$ROOT/Peft.Web/bin/Release/net10.0/Peft.Web"
+[[ -x $PEFT && -x $WEB ]] || { echo "build first: dotnet build Peft.Cli Peft.Web -c Release" >&2; exit 2; }
+cleanup() { [[ -n ${SERVER:-} ]] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+echo "training 20 tiny adapters (2 steps each, different seeds)..."
+head -n 64 "$ROOT/data/austen.jsonl" > "$WORK/train.jsonl"
+for i in $(seq -w 0 19); do
+  "$PEFT" train --model "$ROOT/models/peft-demo" --data "$WORK/train.jsonl" --method lora --r 4 --max-steps 2 --lr 0.05 \
+    --batch-size 4 --max-length 64 --seed "1$i" --out "$WORK/t$i" > /dev/null
+  mkdir -p "$ADAPTERS/a$i/1"; cp "$WORK/t$i"/adapter_* "$ADAPTERS/a$i/1/"
+done
+mkdir -p "$ADAPTERS/a00/2"; cp "$ADAPTERS/a01/1"/adapter_* "$ADAPTERS/a00/2/"
+echo '{"prod": 1}' > "$ADAPTERS/a00/aliases.json"
+
+Serving__AdaptersPath=$ADAPTERS Serving__ModelPath="$ROOT/models/peft-demo" ASPNETCORE_URLS=$URL "$WEB" > "$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 120); do curl -sf "$URL/v1/models" > /dev/null && break; sleep 1; done
+
+ask() { curl -sf -X POST "$URL/v1/completions" -H 'content-type: application/json' \
+  -d "{\"model\":\"$1\",\"prompt\":\"It is a truth universally\",\"max_tokens\":12,\"temperature\":0.7,\"seed\":7}" | jq -r '.choices[0].text'; }
+declare -A EXPECT
+for i in $(seq -w 0 19); do EXPECT[a$i]=$(ask "a$i"); done
+EXPECT[a00@2]=$(ask "a00@2")
+[[ $(printf '%s\n' "${EXPECT[@]}" | sort -u | wc -l) -ge 15 ]] || { echo "adapters answer alike; the check would prove nothing" >&2; exit 1; }
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
+client() {
+  local c=$1 end=$((SECONDS + DURATION)) ok=0 bad=0 n
+  while (( SECONDS < end )); do
+    n=$(printf 'a%02d' $(( (c + ok + bad) % 20 )))
+    local model=$n; [[ $n == a00 ]] && model="a00@prod"
+    local got; if ! got=$(ask "$model"); then bad=$((bad + 1)); echo "FAIL $model (request failed)"; continue; fi
+    if [[ $got == "${EXPECT[$n]}" || ( $n == a00 && $got == "${EXPECT[a00@2]}" ) ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); echo "WRONG $model"; fi
+  done
+  echo "client $c ok=$ok bad=$bad"
+}
+( v=1; end=$((SECONDS + DURATION)); while (( SECONDS < end )); do sleep "$SWAP_EVERY"; v=$((3 - v))
+  echo "{\"prod\": $v}" > "$ADAPTERS/a00/aliases.tmp"; mv "$ADAPTERS/a00/aliases.tmp" "$ADAPTERS/a00/aliases.json"; done ) &
+for c in $(seq "$CLIENTS"); do client "$c" > "$WORK/client$c.log" & done
+sleep $((DURATION / 4)); RSS_WARM=$(rss)   # warm-up: a quarter of the run under load
+wait
+RSS_END=$(rss)
+cat "$WORK"/client*.log | grep -v '^client' | sort | uniq -c || true
+OK=$(cat "$WORK"/client*.log | sed -n 's/.*ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+BAD=$(cat "$WORK"/client*.log | sed -n 's/.*bad=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+echo "requests ok=$OK failed_or_wrong=$BAD in ${DURATION}s with $CLIENTS clients; RSS after warm-up ${RSS_WARM} kB, at end ${RSS_END} kB"
+[[ $BAD -eq 0 ]]
