@@ -1,8 +1,9 @@
+using Peft.Core;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Data;
+namespace Peft.Core.Data;
 
 /// <summary>One row of a data file, with the file and (1-based) line it starts on, for error messages.</summary>
 public sealed record DataRecord(string File, int Line, JsonObject Fields)
@@ -11,7 +12,7 @@ public sealed record DataRecord(string File, int Line, JsonObject Fields)
 }
 
 /// <summary>A row or file that cannot be used; the message starts with <c>file:line:</c>.</summary>
-public sealed class DataFormatException(string message) : Exception(message);
+public sealed class DataFormatException(string message) : PeftUserException(message);
 
 /// <summary>
 /// Reads rows from JSON Lines (<c>.jsonl</c>), a JSON array (<c>.json</c>), CSV/TSV with a header row, or plain text
