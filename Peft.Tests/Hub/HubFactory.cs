@@ -18,9 +18,16 @@ namespace Peft.Tests.Hub;
 /// </summary>
 public sealed class HubFactory : WebApplicationFactory<Program>
 {
-    private readonly TempDir _data = new();
+    private readonly TempDir? _owned;
 
-    public string DataDir => _data.Path;
+    /// <summary>A hub on <paramref name="dataDir"/> (kept on dispose), or on a fresh folder removed on dispose.</summary>
+    public HubFactory(string? dataDir = null)
+    {
+        _owned = dataDir is null ? new TempDir() : null;
+        DataDir = dataDir ?? _owned!.Path;
+    }
+
+    public string DataDir { get; }
     public bool Seed { get; init; }
     public Dictionary<string, string?> Settings { get; } = new();
 
@@ -84,7 +91,7 @@ public sealed class HubFactory : WebApplicationFactory<Program>
         if (disposing)
         {
             SqliteConnection.ClearAllPools();
-            _data.Dispose();
+            _owned?.Dispose();
         }
     }
 }

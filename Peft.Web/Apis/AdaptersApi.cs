@@ -79,8 +79,7 @@ public static class AdaptersApi
             .WithDescription("Multipart: a zip in the HF PEFT layout in field 'file', or 'adapter_config' + 'adapter_model'. The base model is " +
                              "'base_model' or the config's base_model_name_or_path. Optional: description, tags (comma-separated), metrics " +
                              "(JSON object of numbers), parent (name@n). Validated before anything is stored (sizes, zip safety, safetensors " +
-                             "header, config, fit to the base); every problem is listed in 'errors'. 201 with the ready version.")
-            .Accepts<IFormFile>("multipart/form-data");
+                             "header, config, fit to the base); every problem is listed in 'errors'. 201 with the ready version.");
 
         api.MapGet("/{name}/versions/{version}", async Task<Ok<VersionDto>> (string name, string version, AdapterCatalog catalog, CancellationToken ct) =>
                 TypedResults.Ok(VersionDto.From(await FindAsync(catalog, name, version, ready: false, ct))))

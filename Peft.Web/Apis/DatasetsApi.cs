@@ -38,8 +38,7 @@ public static class DatasetsApi
             .WithName("UploadDataset")
             .WithSummary("Upload a dataset")
             .WithDescription("Multipart: the data file in field 'file' (.jsonl, .json, .csv, .tsv or .txt), optional 'name' and 'description'. " +
-                             "Parsed with the trainer's reader; 422 names the bad row, 413 over Hub:Uploads:MaxDatasetBytes, 409 if the name exists.")
-            .Accepts<IFormFile>("multipart/form-data");
+                             "Parsed with the trainer's reader; 422 names the bad row, 413 over Hub:Uploads:MaxDatasetBytes, 409 if the name exists.");
         return app;
     }
 }
