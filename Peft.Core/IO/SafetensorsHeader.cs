@@ -15,6 +15,23 @@ internal static class SafetensorsHeader
     public const long MaxHeaderSize = 100_000_000;
     public const string MetadataKey = "__metadata__";
 
+    /// <summary>A file must at least hold the 8-byte length prefix.</summary>
+    public static void CheckFileLength(string path, long length)
+    {
+        if (length < 8)
+            throw Fail(path, $"file is {length} bytes, shorter than the 8-byte header length prefix");
+    }
+
+    /// <summary>The header length prefix <paramref name="n"/>, checked against the cap and the file's size.</summary>
+    public static int CheckHeaderLength(string path, ulong n, long fileLength)
+    {
+        if (n > MaxHeaderSize)
+            throw Fail(path, $"header length {n} is absurd (over the {MaxHeaderSize}-byte limit); not a safetensors file or corrupt");
+        if (8 + (long)n > fileLength)
+            throw Fail(path, $"header length {n} is larger than the file allows ({fileLength - 8} bytes after the prefix); the file is truncated");
+        return (int)n;
+    }
+
     internal sealed record Parsed(List<SafetensorsEntry> Entries, OrderedDictionary<string, string> Metadata);
 
     public static Parsed Parse(string path, byte[] header, long dataLength)

@@ -1,8 +1,5 @@
 namespace Peft.Training.Data;
 
-/// <summary>A chat message (<c>role</c> is system, user or assistant).</summary>
-public sealed record ChatMessage(string Role, string Content);
-
 /// <summary>A piece of rendered chat text; <c>Train</c> pieces are what the model learns to produce (assistant turns).</summary>
 public sealed record ChatSegment(string Text, bool Train);
 

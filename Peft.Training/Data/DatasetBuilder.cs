@@ -52,7 +52,7 @@ public static partial class DatasetBuilder
     public static TrainingDataset Build(IReadOnlyList<DataRecord> rows, ITextTokenizer? tokenizer, DatasetOptions options)
     {
         if (options.MaxLength < 2) throw new ArgumentException($"max length must be at least 2, got {options.MaxLength}");
-        var format = options.Format == DataFormat.Auto && rows.Count > 0 ? Detect(rows[0]) : options.Format;
+        var format = options.Format == DataFormat.Auto && rows.Count > 0 ? DataFormats.Detect(rows[0]) : options.Format;
         if (format != DataFormat.Tokenized && tokenizer is null)
             throw new ArgumentException($"{format} data needs a tokenizer (only pre-tokenized rows can do without)");
         CheckTask(format, options.Task, rows.Count > 0 ? rows[0].File : "data");
@@ -97,21 +97,6 @@ public static partial class DatasetBuilder
             throw new DataFormatException($"{(rows.Count > 0 ? rows[0].File : "data")}: no usable example " +
                 $"({rows.Count} rows, {ctx.Bad} malformed, {ctx.NoLabels} without tokens to learn)");
         return new TrainingDataset(examples, stats, labelMap?.Names);
-    }
-
-    /// <summary>The format implied by a row's field names.</summary>
-    public static DataFormat Detect(DataRecord row)
-    {
-        bool Has(string n) => RowFields.Has(row, n);
-        if (Has("input_ids")) return DataFormat.Tokenized;
-        if (Has("messages")) return DataFormat.Chat;
-        if (Has("instruction")) return DataFormat.Instruction;
-        if ((Has("source") && Has("target")) || (Has("prompt") && Has("completion"))) return DataFormat.Seq2Seq;
-        if (Has("tokens") && (Has("tags") || Has("ner_tags") || Has("labels"))) return DataFormat.TokenClassification;
-        if (Has("text") && Has("label")) return DataFormat.Classification;
-        if (Has("text")) return DataFormat.Text;
-        throw new DataFormatException($"{row.Location}: cannot tell the data format from fields [{string.Join(", ", row.Fields.Select(f => f.Key))}]; " +
-            "expected text | instruction/input/output | messages | source/target | prompt/completion | text/label | tokens/tags | input_ids");
     }
 
     private static void CheckTask(DataFormat format, TaskType task, string file)

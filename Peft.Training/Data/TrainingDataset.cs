@@ -2,27 +2,6 @@ using Peft.Training.Models;
 
 namespace Peft.Training.Data;
 
-/// <summary>The layout of a data file's rows (see <see cref="DatasetBuilder"/> for the fields of each).</summary>
-public enum DataFormat
-{
-    /// <summary>Decided from the first row's fields (or the extension for plain text).</summary>
-    Auto,
-    /// <summary><c>text</c>: causal-LM text, concatenated and packed into blocks of <c>BlockSize</c>.</summary>
-    Text,
-    /// <summary><c>instruction</c>, optional <c>input</c>, <c>output</c>: Alpaca-style prompt and response.</summary>
-    Instruction,
-    /// <summary><c>messages</c>: [{role, content}], rendered with the tokenizer's chat template family.</summary>
-    Chat,
-    /// <summary><c>source</c>/<c>target</c> (or <c>prompt</c>/<c>completion</c>).</summary>
-    Seq2Seq,
-    /// <summary><c>text</c> + <c>label</c> (an integer, or a string mapped to an id).</summary>
-    Classification,
-    /// <summary><c>tokens</c> (words) + <c>tags</c>/<c>ner_tags</c>/<c>labels</c> (one per word).</summary>
-    TokenClassification,
-    /// <summary><c>input_ids</c>, optional <c>attention_mask</c> and <c>labels</c>.</summary>
-    Tokenized,
-}
-
 /// <summary>One tokenized training example.</summary>
 /// <param name="InputIds">Token ids (encoder ids for encoder-decoder models).</param>
 /// <param name="Labels">Per-token labels with -100 where no loss is taken (same length as the ids; decoder labels for

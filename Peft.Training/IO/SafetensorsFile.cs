@@ -54,11 +54,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         // FileShare.Delete lets a writer atomically replace the file while it is mapped (the map keeps the old inode).
         var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         var length = stream.Length;
-        if (length < 8)
-        {
-            stream.Dispose();
-            throw new SafetensorsFormatException(full, $"file is {length} bytes, shorter than the 8-byte header length prefix");
-        }
+        try { SafetensorsHeader.CheckFileLength(full, length); }
+        catch { stream.Dispose(); throw; }
 
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
@@ -71,15 +68,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
             var basePointer = pointer + view.PointerOffset;
 
-            var n = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(basePointer, 8));
-            if (n > SafetensorsHeader.MaxHeaderSize)
-                throw new SafetensorsFormatException(full,
-                    $"header length {n} is absurd (over the {SafetensorsHeader.MaxHeaderSize}-byte limit); not a safetensors file or corrupt");
-            if (8 + (long)n > length)
-                throw new SafetensorsFormatException(full,
-                    $"header length {n} is larger than the file allows ({length - 8} bytes after the prefix); the file is truncated");
-
-            var header = new ReadOnlySpan<byte>(basePointer + 8, (int)n).ToArray();
+            var n = SafetensorsHeader.CheckHeaderLength(full,
+                BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(basePointer, 8)), length);
+            var header = new ReadOnlySpan<byte>(basePointer + 8, n).ToArray();
             var dataStart = 8 + (long)n;
             var parsed = SafetensorsHeader.Parse(full, header, length - dataStart);
             return new SafetensorsFile(full, map, view, basePointer, length, dataStart, parsed);

@@ -24,7 +24,7 @@ public static class ServingExtensions
         app.MapChatCompletionsApi();
         app.MapModelsApi();
         app.MapGenerateApi();
-        app.MapAdaptersApi();
+        app.MapLoadedAdaptersApi();
         return app;
     }
 }

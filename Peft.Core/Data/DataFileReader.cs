@@ -1,8 +1,9 @@
+using Peft.Core;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Data;
+namespace Peft.Core.Data;
 
 /// <summary>One row of a data file, with the file and (1-based) line it starts on, for error messages.</summary>
 public sealed record DataRecord(string File, int Line, JsonObject Fields)

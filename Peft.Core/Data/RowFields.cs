@@ -2,7 +2,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Peft.Training.Data;
+namespace Peft.Core.Data;
+
+/// <summary>One chat turn (role system, user or assistant).</summary>
+public sealed record ChatMessage(string Role, string Content);
 
 /// <summary>A problem with one row; the builder prefixes the row's location.</summary>
 internal sealed class RowException(string message) : Exception(message);

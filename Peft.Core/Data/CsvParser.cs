@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Peft.Training.Data;
+namespace Peft.Core.Data;
 
 /// <summary>RFC 4180 reader: quoted fields may hold separators, doubled quotes and line breaks.</summary>
 internal sealed class CsvParser(TextReader reader, char separator)

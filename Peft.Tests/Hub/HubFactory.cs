@@ -1,0 +1,97 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Peft.Storage.Infrastructure;
+using Peft.Tests.Data;
+using Peft.Tests.Support;
+
+namespace Peft.Tests.Hub;
+
+/// <summary>
+/// The real web host over TestServer, on a fresh SQLite file and blob folder per instance. Base models are looked up
+/// under the golden data folder (so golden adapters can be registered against their bases).
+/// </summary>
+public sealed class HubFactory : WebApplicationFactory<Program>
+{
+    private readonly TempDir? _owned;
+
+    /// <summary>A hub on <paramref name="dataDir"/> (kept on dispose), or on a fresh folder removed on dispose.</summary>
+    public HubFactory(string? dataDir = null)
+    {
+        _owned = dataDir is null ? new TempDir() : null;
+        DataDir = dataDir ?? _owned!.Path;
+    }
+
+    public string DataDir { get; }
+    public bool Seed { get; init; }
+    public Dictionary<string, string?> Settings { get; } = new();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.ConfigureAppConfiguration((_, config) =>
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["Hub:DataDir"] = DataDir,
+                ["Hub:ModelsDir"] = GoldenData.Root,
+                ["Hub:CorporaDir"] = RepoFiles.Path("data"),
+                ["Hub:SeedDefaults"] = Seed.ToString(),
+            };
+            foreach (var (k, v) in Settings) settings[k] = v;
+            config.AddInMemoryCollection(settings);
+        });
+    }
+
+    /// <summary>Rows in every catalog table and files in the blob store: what a refused upload must leave unchanged.</summary>
+    public async Task<(int Adapters, int Versions, int Files, int Blobs)> CountsAsync()
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CatalogDbContext>();
+        var blobDir = Path.Combine(DataDir, "blobs", "sha256");
+        int blobs = Directory.Exists(blobDir) ? Directory.EnumerateFiles(blobDir, "*", SearchOption.AllDirectories).Count() : 0;
+        return (await db.Adapters.CountAsync(), await db.AdapterVersions.CountAsync(), await db.AdapterFiles.CountAsync(), blobs);
+    }
+
+    /// <summary>Registers golden base <paramref name="name"/> (a folder under Golden/) through the API.</summary>
+    public async Task RegisterGoldenBaseAsync(HttpClient client, string name)
+    {
+        var response = await client.PostAsJsonAsync("/api/base-models", new { name, folder = name });
+        Assert.True(response.IsSuccessStatusCode, $"registering {name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    public static MultipartFormDataContent AdapterForm(string adapterDir, string? baseModel = null)
+    {
+        var form = new MultipartFormDataContent
+        {
+            { File(Path.Combine(adapterDir, "adapter_config.json")), "adapter_config", "adapter_config.json" },
+            { File(Path.Combine(adapterDir, "adapter_model.safetensors")), "adapter_model", "adapter_model.safetensors" },
+        };
+        if (baseModel is not null) form.Add(new StringContent(baseModel), "base_model");
+        return form;
+    }
+
+    public static ByteArrayContent File(string path) => Bytes(System.IO.File.ReadAllBytes(path));
+
+    public static ByteArrayContent Bytes(byte[] bytes)
+    {
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        return content;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            SqliteConnection.ClearAllPools();
+            _owned?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Peft.Storage;
+using Peft.Storage.Blobs;
+using Peft.Storage.Infrastructure;
+using Peft.Web.Infrastructure;
+
+namespace Peft.Web.Extensions;
+
+/// <summary>Service wiring for the hub; Program.cs calls <see cref="AddHubServices"/> and nothing else.</summary>
+public static class HubServiceExtensions
+{
+    public static IHostApplicationBuilder AddHubServices(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var contentRoot = builder.Environment.ContentRootPath;
+        services.AddOptions<CatalogOptions>()
+            .Bind(builder.Configuration.GetSection(CatalogOptions.Section))
+            .PostConfigure(o =>
+            {
+                // Relative folders in appsettings are relative to the content root, not the working directory.
+                o.DataDir = Path.GetFullPath(o.DataDir, contentRoot);
+                o.ModelsDir = Path.GetFullPath(o.ModelsDir, contentRoot);
+                o.CorporaDir = Path.GetFullPath(o.CorporaDir, contentRoot);
+            });
+
+        services.AddDbContext<CatalogDbContext>((sp, db) =>
+        {
+            var options = sp.GetRequiredService<IOptions<CatalogOptions>>().Value;
+            var connection = builder.Configuration.GetConnectionString("Catalog");
+            if (string.IsNullOrWhiteSpace(connection))
+            {
+                if (options.DatabaseProvider != DatabaseProvider.Sqlite)
+                    throw new InvalidOperationException($"Hub:DatabaseProvider is {options.DatabaseProvider}; set ConnectionStrings:Catalog");
+                connection = CatalogDatabase.DefaultSqliteConnection(options.DataDir);
+            }
+            CatalogDatabase.Configure(db, options.DatabaseProvider, connection);
+        });
+        services.AddSingleton<IBlobStore>(sp =>
+            new LocalBlobStore(Path.Combine(sp.GetRequiredService<IOptions<CatalogOptions>>().Value.DataDir, "blobs")));
+        services.AddCatalogServices();
+        services.AddHostedService<CatalogInitializer>();
+
+        services.AddProblemDetails();
+        services.AddExceptionHandler<PeftExceptionHandler>();
+        services.AddOpenApi();
+        // Multipart bodies are limited per endpoint (RequestSizeLimit + the upload limits); the form reader must not cap them lower.
+        services.Configure<FormOptions>(o => o.MultipartBodyLengthLimit = long.MaxValue);
+        return builder;
+    }
+
+    /// <summary>Middleware: the one exception handler and status-code problem details.</summary>
+    public static WebApplication UseHub(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        return app;
+    }
+}

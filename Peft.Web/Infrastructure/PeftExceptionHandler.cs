@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+using Peft.Core;
+using Peft.Storage.Validation;
+
+namespace Peft.Web.Infrastructure;
+
+/// <summary>
+/// The one place errors become HTTP: a <see cref="PeftUserException"/> maps by its kind (400/404/409/413/422) to
+/// problem details whose detail is the one-line message (and <c>errors</c> lists every problem of a rejected upload);
+/// Kestrel's own request errors (body too large) keep their status; anything else is a 500 without internals.
+/// </summary>
+internal sealed class PeftExceptionHandler(IProblemDetailsService problems, ILogger<PeftExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        ProblemDetails details;
+        switch (exception)
+        {
+            case PeftUserException user:
+                details = new ProblemDetails { Status = StatusOf(user.Kind), Title = TitleOf(user), Detail = user.Message };
+                if (user is CatalogValidationException v) details.Extensions["errors"] = v.Problems;
+                break;
+            case BadHttpRequestException bad:
+                details = new ProblemDetails { Status = bad.StatusCode, Title = "Bad request", Detail = bad.Message };
+                break;
+            default:
+                logger.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
+                details = new ProblemDetails { Status = StatusCodes.Status500InternalServerError, Title = "Internal server error" };
+                break;
+        }
+        context.Response.StatusCode = details.Status!.Value;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = details, Exception = exception });
+    }
+
+    public static int StatusOf(UserErrorKind kind) => kind switch
+    {
+        UserErrorKind.BadRequest => StatusCodes.Status400BadRequest,
+        UserErrorKind.NotFound => StatusCodes.Status404NotFound,
+        UserErrorKind.Conflict => StatusCodes.Status409Conflict,
+        UserErrorKind.TooLarge => StatusCodes.Status413PayloadTooLarge,
+        _ => StatusCodes.Status422UnprocessableEntity,
+    };
+
+    private static string TitleOf(PeftUserException e) => e is CatalogValidationException v ? v.Title : e.Kind switch
+    {
+        UserErrorKind.BadRequest => "Bad request",
+        UserErrorKind.NotFound => "Not found",
+        UserErrorKind.Conflict => "Conflict",
+        UserErrorKind.TooLarge => "Too large",
+        _ => "Invalid input",
+    };
+}
