@@ -1,13 +1,15 @@
 namespace Peft.Storage.Model;
 
-/// <summary>A hub user (authentication and roles are the security issue's; the catalog records names).</summary>
+/// <summary>A hub user: signs in with a password (ASP.NET Core Identity hash) and acts through API keys.</summary>
 public sealed class User
 {
     public int Id { get; set; }
     public required string Name { get; set; }
     public string? DisplayName { get; set; }
-    /// <summary>reader, writer or admin.</summary>
+    /// <summary>viewer, trainer or admin (each includes the one before).</summary>
     public required string Role { get; set; }
+    /// <summary>ASP.NET Core Identity <c>PasswordHasher</c> output; null for a user who only has API keys.</summary>
+    public string? PasswordHash { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? DisabledAt { get; set; }
     public List<ApiKey> ApiKeys { get; set; } = [];
@@ -22,7 +24,7 @@ public sealed class ApiKey
     public required string Name { get; set; }
     public required string Prefix { get; set; }
     public required string KeySha256 { get; set; }
-    /// <summary>Space-separated scopes, e.g. "catalog:read catalog:write".</summary>
+    /// <summary>Space-separated scopes out of read, infer, train, admin (capped by the owner's role when used).</summary>
     public required string Scopes { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }

@@ -9,16 +9,20 @@ using Microsoft.Extensions.DependencyInjection;
 using Peft.Storage.Infrastructure;
 using Peft.Tests.Data;
 using Peft.Tests.Support;
+using Peft.Web.Security;
 
 namespace Peft.Tests.Hub;
 
 /// <summary>
 /// The real web host over TestServer, on a fresh SQLite file and blob folder per instance. Base models are looked up
-/// under the golden data folder (so golden adapters can be registered against their bases).
+/// under the golden data folder (so golden adapters can be registered against their bases). <see cref="CreateClient"/>
+/// clients carry an admin API key (the REST groups require authentication); <see cref="AnonymousClient"/> has none.
 /// </summary>
 public sealed class HubFactory : WebApplicationFactory<Program>
 {
+    public const string AdminPassword = "admin-password-for-tests";
     private readonly TempDir? _owned;
+    private string? _adminKey;
 
     /// <summary>A hub on <paramref name="dataDir"/> (kept on dispose), or on a fresh folder removed on dispose.</summary>
     public HubFactory(string? dataDir = null)
@@ -42,10 +46,51 @@ public sealed class HubFactory : WebApplicationFactory<Program>
                 ["Hub:ModelsDir"] = GoldenData.Root,
                 ["Hub:CorporaDir"] = RepoFiles.Path("data"),
                 ["Hub:SeedDefaults"] = Seed.ToString(),
+                ["Hub:AdminPassword"] = AdminPassword,
             };
             foreach (var (k, v) in Settings) settings[k] = v;
             config.AddInMemoryCollection(settings);
         });
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        _adminKey ??= CreateKeyAsync("admin", HubScopes.All).GetAwaiter().GetResult();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminKey);
+    }
+
+    /// <summary>A client with no credentials.</summary>
+    public HttpClient AnonymousClient()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = null;
+        return client;
+    }
+
+    /// <summary>A client whose requests carry <paramref name="key"/>.</summary>
+    public HttpClient ClientWithKey(string key)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    /// <summary>Creates user <paramref name="name"/> (unless it exists) with <paramref name="role"/>.</summary>
+    public async Task CreateUserAsync(string name, string role, string password = "user-password-1")
+    {
+        await using var scope = Services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<AccountService>().CreateAsync(name, role, password, CancellationToken.None);
+    }
+
+    /// <summary>A new API key of user <paramref name="userName"/> with <paramref name="scopes"/>.</summary>
+    public async Task<string> CreateKeyAsync(string userName, IReadOnlyCollection<string> scopes)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CatalogDbContext>();
+        var user = await db.Users.SingleAsync(u => u.Name == userName);
+        var created = await scope.ServiceProvider.GetRequiredService<ApiKeyService>().CreateAsync(user.Id, $"test-{Guid.NewGuid():N}", scopes, CancellationToken.None);
+        return created.Secret;
     }
 
     /// <summary>Rows in every catalog table and files in the blob store: what a refused upload must leave unchanged.</summary>

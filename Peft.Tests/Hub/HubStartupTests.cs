@@ -2,6 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Peft.Storage.Infrastructure;
 using Peft.Tests.Data;
 
 namespace Peft.Tests.Hub;
@@ -34,7 +37,10 @@ public class HubStartupTests
         await conn.OpenAsync();
         await using var cmd = conn.CreateCommand();
         cmd.CommandText = "SELECT COUNT(*) FROM __EFMigrationsHistory";
-        Assert.Equal(1L, (long)(await cmd.ExecuteScalarAsync())!);
+        await using var scope = hub.Services.CreateAsyncScope();
+        var migrations = scope.ServiceProvider.GetRequiredService<CatalogDbContext>().Database.GetMigrations().Count();
+        Assert.True(migrations >= 2, "Initial and UserPasswords at least");
+        Assert.Equal((long)migrations, (long)(await cmd.ExecuteScalarAsync())!);
     }
 
     [Fact]

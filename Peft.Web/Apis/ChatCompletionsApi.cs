@@ -1,3 +1,4 @@
+using Peft.Core.Data;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Peft.Core;

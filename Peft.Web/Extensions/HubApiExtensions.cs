@@ -1,4 +1,5 @@
 using Peft.Web.Apis;
+using Peft.Web.Infrastructure;
 
 namespace Peft.Web.Extensions;
 
@@ -8,9 +9,22 @@ public static class HubApiExtensions
     public static IEndpointRouteBuilder MapHubApis(this IEndpointRouteBuilder app)
     {
         app.MapOpenApi();
-        app.MapBaseModelsApi();
-        app.MapDatasetsApi();
-        app.MapAdaptersApi();
+        var catalog = app.MapGroup("").RequireReadOrTrain().AddEndpointFilter(PublishCatalogChanges);
+        catalog.MapBaseModelsApi();
+        catalog.MapDatasetsApi();
+        catalog.MapAdaptersApi();
+        app.MapAccountEndpoints();
         return app;
+    }
+
+    /// <summary>A write that succeeded through REST tells open pages to reload (the browser app shows it live).</summary>
+    private static async ValueTask<object?> PublishCatalogChanges(EndpointFilterInvocationContext ctx, EndpointFilterDelegate next)
+    {
+        var result = await next(ctx);
+        var request = ctx.HttpContext.Request;
+        if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
+            await ctx.HttpContext.RequestServices.GetRequiredService<HubNotifications>()
+                .PublishAsync(new HubChange(HubNotifications.Catalog, request.Path.Value));
+        return result;
     }
 }

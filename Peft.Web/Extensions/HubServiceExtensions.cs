@@ -1,8 +1,10 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
+using MudBlazor.Services;
 using Peft.Storage;
 using Peft.Storage.Blobs;
 using Peft.Storage.Infrastructure;
+using Peft.Web.Components;
 using Peft.Web.Infrastructure;
 
 namespace Peft.Web.Extensions;
@@ -41,6 +43,13 @@ public static class HubServiceExtensions
         services.AddCatalogServices();
         services.AddHostedService<CatalogInitializer>();
 
+        services.AddHubAuth();
+        services.AddSingleton<HubNotifications>();
+        services.AddSingleton<ServiceRunner>();
+        services.AddScoped<AdapterUploads>();
+        services.AddRazorComponents().AddInteractiveServerComponents();
+        services.AddMudServices();
+
         services.AddProblemDetails();
         services.AddExceptionHandler<PeftExceptionHandler>();
         services.AddOpenApi();
@@ -49,11 +58,16 @@ public static class HubServiceExtensions
         return builder;
     }
 
-    /// <summary>Middleware: the one exception handler and status-code problem details.</summary>
+    /// <summary>Middleware: the one exception handler, status-code problem details, authentication, the browser app.</summary>
     public static WebApplication UseHub(this WebApplication app)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseAntiforgery();
+        app.MapStaticAssets();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }
 }

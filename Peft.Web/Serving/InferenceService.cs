@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Peft.Core;
+using Peft.Core.Data;
 using Peft.Training.Data;
 using Peft.Training.Models;
 using Peft.Training.Serving;

@@ -13,6 +13,7 @@ internal sealed class UserEntityTypeConfiguration : IEntityTypeConfiguration<Use
         builder.HasIndex(u => u.Name).IsUnique();
         builder.Property(u => u.DisplayName).HasMaxLength(200);
         builder.Property(u => u.Role).HasMaxLength(20);
+        builder.Property(u => u.PasswordHash).HasMaxLength(200);
         builder.HasMany(u => u.ApiKeys).WithOne(k => k.User).HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);
     }
 }
