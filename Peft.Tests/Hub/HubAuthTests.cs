@@ -21,6 +21,16 @@ public sealed class HubAuthTests
     }
 
     [Fact]
+    public async Task Inference_needs_credentials_unless_configured_anonymous()
+    {
+        using var hub = new HubFactory();
+        using var client = hub.AnonymousClient();
+        var response = await client.PostAsJsonAsync("/v1/completions", new { model = "peft-demo", prompt = "It is", max_tokens = 1 });
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/v1/adapters")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_wrong_or_revoked_key_is_refused()
     {
         using var hub = new HubFactory();

@@ -49,12 +49,16 @@ public sealed class ServingApiFixture : IDisposable
         peft.SavePretrained(Path.Combine(Adapters.Path, name, "1"));
     }
 
+    private readonly TempDir _hubData = new();
+
     /// <summary>A started host with extra settings; its HttpClient talks to Kestrel over loopback.</summary>
     public (HttpClient Client, InferenceService Service) Start(params (string Key, string Value)[] settings)
     {
         var factory = new WebApplicationFactory<InferenceService>().WithWebHostBuilder(b =>
         {
             b.UseSetting("Serving:AdaptersPath", Adapters.Path);
+            b.UseSetting("Serving:AllowAnonymous", "true");
+            b.UseSetting("Hub:DataDir", _hubData.Sub(Guid.NewGuid().ToString("N")));
             foreach (var (k, v) in settings) b.UseSetting(k, v);
         });
         factory.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
@@ -70,5 +74,6 @@ public sealed class ServingApiFixture : IDisposable
     {
         foreach (var h in Enumerable.Reverse(_hosts)) h.Dispose();
         Adapters.Dispose();
+        _hubData.Dispose();
     }
 }

@@ -1,5 +1,6 @@
 using Peft.Training.Serving;
 using Peft.Web.Apis;
+using Peft.Web.Security;
 using Peft.Web.Serving;
 
 namespace Peft.Web.Extensions;
@@ -20,11 +21,21 @@ public static class ServingExtensions
     /// <summary>Maps the OpenAI-compatible, LoRAX-shaped and adapter-management endpoints.</summary>
     public static IEndpointRouteBuilder MapServing(this IEndpointRouteBuilder app)
     {
-        app.MapCompletionsApi();
-        app.MapChatCompletionsApi();
-        app.MapModelsApi();
-        app.MapGenerateApi();
-        app.MapLoadedAdaptersApi();
+        // Inference needs the infer scope (API key or sign-in) and managing what is loaded the train scope, unless
+        // Serving:AllowAnonymous opens the whole serving surface (a private inference replica behind its own gateway).
+        var options = app.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServingOptions>>().Value;
+        var inference = app.MapGroup("");
+        var management = app.MapGroup("");
+        if (!options.AllowAnonymous)
+        {
+            inference.RequireAuthorization(HubPolicies.Infer);
+            management.RequireAuthorization(HubPolicies.Train);
+        }
+        inference.MapCompletionsApi();
+        inference.MapChatCompletionsApi();
+        inference.MapModelsApi();
+        inference.MapGenerateApi();
+        management.MapLoadedAdaptersApi();
         return app;
     }
 }

@@ -11,6 +11,8 @@ public sealed class ServingOptions
     public string? ModelName { get; set; }
     /// <summary>Folder adapter source: <c>NAME/N/</c> versions, <c>NAME/aliases.json</c>.</summary>
     public string AdaptersPath { get; set; } = "adapters";
+    /// <summary>Serve inference without credentials (as vLLM without <c>--api-key</c>); off: the <c>infer</c> scope is required.</summary>
+    public bool AllowAnonymous { get; set; }
     public int MaxBatchSize { get; set; } = 32;
     public int MaxQueue { get; set; } = 256;
     public int MaxTokensLimit { get; set; } = 1024;
