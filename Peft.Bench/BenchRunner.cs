@@ -46,6 +46,7 @@ public static class BenchRunner
             {
                 "train" => TrainSuite.RunRow(spec),
                 "load" => LoadSuite.RunRow(spec),
+                "adapter-churn" => AdapterChurn.RunRow(spec),
                 var k => throw new ArgumentException($"unknown row kind '{k}'"),
             };
         }
