@@ -19,7 +19,7 @@ public static class BenchRunner
         double gflops = Matmul.GflopsPerSecond(options.Quick ? 512 : 2048);
         var machine = new BenchTable("machine", "Machine", "measure", "value");
         machine.Add(new JsonObject { ["measure"] = "fp32 matmul (torch.mm, GFLOP/s)", ["value"] = Math.Round(gflops, 1) });
-        machine.Add(new JsonObject { ["measure"] = "bf16 matmul (torch.mm, GFLOP/s)", ["value"] = Math.Round(Matmul.GflopsPerSecond(options.Quick ? 512 : 2048, dtype: torch.ScalarType.BFloat16), 1) });
+        machine.Add(new JsonObject { ["measure"] = "bf16 matmul (torch.mm, GFLOP/s)", ["value"] = Math.Round(Peft.Training.Training.MatmulRate.Measure(torch.ScalarType.BFloat16, TimeSpan.FromSeconds(2)), 1) });
         report.Tables.Add(machine);
         foreach (var s in suites)
         {
@@ -49,6 +49,7 @@ public static class BenchRunner
                 "train" => TrainSuite.RunRow(spec),
                 "load" => LoadSuite.RunRow(spec),
                 "quant" => QuantSuite.RunRow(spec),
+                "adapter-churn" => AdapterChurn.RunRow(spec),
                 var k => throw new ArgumentException($"unknown row kind '{k}'"),
             };
         }

@@ -50,6 +50,11 @@ internal static class TrainRunner
                 ProgressTask? task = null;
                 var progress = new SyncProgress<TrainingEvent>(e =>
                 {
+                    if (e.Kind == TrainingEventKind.Warning)
+                    {
+                        console.MarkupLine($"[yellow]warning: {Markup.Escape(e.Message ?? "")}[/]");
+                        return;
+                    }
                     task ??= ctx.AddTask("training", maxValue: Math.Max(1, e.TotalSteps));
                     switch (e.Kind)
                     {

@@ -133,12 +133,30 @@ public sealed partial class FineTunePlan
         if (newLabels is [var only]) throw new PeftUserException($"{DataFile}: every row has the label '{only}'; a classifier needs at least two classes");
         if (eval is null && Request.ValidationSplit is { } split) (train, eval) = train.Split(split, Training.Seed);
 
+        bool bf16 = Request.Bf16;
+        if (bf16)
+        {
+            // Without native bf16 (AVX2-only CPUs) libtorch's bf16 matmul runs hundreds of times slower than fp32:
+            // measure both rates (about a second) and keep fp32 when bf16 would not pay.
+            var probe = MatmulRate.ProbeBf16();
+            if (!probe.Worthwhile)
+            {
+                bf16 = false;
+                progress?.Report(new TrainingEvent
+                {
+                    Kind = TrainingEventKind.Warning,
+                    Message = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $"bf16 ignored: this CPU multiplies bf16 at {probe.Bf16:F1} GFLOP/s against {probe.Fp32:F1} for fp32; training in fp32"),
+                });
+            }
+        }
+        var quantization = Quantization is not null && Request.Bf16 && !bf16 ? Quantization with { ComputeDType = null } : Quantization;
         var model = AutoModel.FromPretrained(ModelDir, new ModelLoadOptions
         {
-            DType = Request.Bf16 && Quantization is null ? ScalarType.BFloat16 : null, Task = Task, Labels = newLabels, Quantization = Quantization,
+            DType = bf16 && quantization is null ? ScalarType.BFloat16 : null, Task = Task, Labels = newLabels, Quantization = quantization,
         });
         // QLoRA: frozen k-bit base, float32 norms/embeddings/heads (the trainer turns checkpointing on when asked).
-        if (Quantization is not null) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: Request.GradientCheckpointing);
+        if (quantization is not null) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: Request.GradientCheckpointing);
         PeftModel? peft = null;
         try
         {

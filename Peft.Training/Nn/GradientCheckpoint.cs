@@ -36,6 +36,7 @@ public static class GradientCheckpoint
     public static Tensor Run(Block block, Tensor input, IReadOnlyList<Tensor> constants, IReadOnlyList<Parameter> parameters,
         DropoutSource? dropout = null)
     {
+        CheckpointFunction.ReleaseReturnedGradients();
         var args = new object[3 + parameters.Count];
         args[0] = new Payload(block, constants.Count, dropout);
         args[1] = input;
@@ -74,11 +75,13 @@ public static class GradientCheckpoint
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
         {
+            ReleaseReturnedGradients();
             var payload = (Payload)ctx.get_data("payload");
             bool inputRequiresGrad = (bool)ctx.get_data("input_requires_grad");
             var rng = (byte[])ctx.get_data("rng");
             var dropoutRng = (byte[])ctx.get_data("dropout_rng");
-            var grads = new List<Tensor?>();
+            Tensor? inputGrad = null;
+            int parameterCount;
             var current = torch.random.get_rng_state();
             var currentDropout = payload.Dropout?.SaveState();
             try
@@ -88,23 +91,23 @@ public static class GradientCheckpoint
                 payload.Dropout?.RestoreState(dropoutRng);
                 var saved = ctx.get_saved_variables();
                 var constants = saved.GetRange(1, payload.ConstantCount);
-                var parameters = saved.GetRange(1 + payload.ConstantCount, saved.Count - 1 - payload.ConstantCount);
+                parameterCount = saved.Count - 1 - payload.ConstantCount;
+                var parameters = saved.GetRange(1 + payload.ConstantCount, parameterCount);
                 using var enable = torch.enable_grad();
                 var x = saved[0].detach().requires_grad_(inputRequiresGrad);
                 var y = payload.Block(x, constants);
                 var wrt = new List<Tensor>();
                 if (inputRequiresGrad) wrt.Add(x);
                 wrt.AddRange(parameters);
-                var computed = wrt.Count == 0 || !y.requires_grad
-                    ? wrt.Select(_ => (Tensor?)null).ToList()
-                    : autograd.grad([y], wrt, [gradOutput], allow_unused: true).Select(g => g.IsInvalid ? null : (Tensor?)g).ToList();
-                int k = 0;
-                // One slot per forward argument: payload, input, constant list, then each parameter.
-                grads.Add(null);
-                grads.Add(inputRequiresGrad ? computed[k++] : null);
-                grads.Add(null);
-                while (k < computed.Count) grads.Add(computed[k++]);
-                foreach (var g in grads) g?.MoveToOuterDisposeScope();
+                if (wrt.Count > 0 && y.requires_grad)
+                {
+                    // A nested backward (as torch.utils.checkpoint's reentrant variant does): parameter gradients go
+                    // straight into .grad, where the engine adopts the fresh buffer. Returned through this node they
+                    // would be copied, because our handle still references each one when the engine accumulates it
+                    // (a full fine-tune kept a second copy of every layer's weight gradients until the step ended).
+                    autograd.backward([y], [gradOutput], inputs: wrt);
+                    if (inputRequiresGrad && x.grad is { } g) inputGrad = g.DetachFromDisposeScope();
+                }
             }
             finally
             {
@@ -112,7 +115,29 @@ public static class GradientCheckpoint
                 current.Dispose();
                 payload.Dropout?.RestoreState(currentDropout);
             }
+            // The engine owns its own reference to the gradient it passed in; ours is no longer needed.
+            gradOutput.Dispose();
+            if (inputGrad is not null) Returned.Add(inputGrad);
+            // One slot per forward argument: payload, input, constant list, then each parameter (already accumulated).
+            var grads = new List<Tensor?> { null, inputGrad, null };
+            grads.AddRange(Enumerable.Repeat<Tensor?>(null, parameterCount));
             return grads!;
+        }
+
+        /// <summary>
+        /// Input gradients handed to the engine by earlier backward calls on this thread. TorchSharp reads the returned
+        /// handles after <see cref="backward"/> returns, so they cannot be disposed there; the next checkpointed
+        /// backward or forward on the thread disposes them (the engine holds its own reference), instead of one
+        /// hidden-state-sized tensor per layer staying pinned until the step's dispose scope ends.
+        /// </summary>
+        [ThreadStatic] private static List<Tensor>? _returned;
+        private static List<Tensor> Returned => _returned ??= new();
+
+        internal static void ReleaseReturnedGradients()
+        {
+            if (_returned is null) return;
+            foreach (var t in _returned) t.Dispose();
+            _returned.Clear();
         }
     }
 }

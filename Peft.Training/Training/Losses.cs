@@ -22,6 +22,11 @@ public static class Losses
     /// Causal LM: logits[:, :-1] predict labels[:, 1:] (transformers' shift). <paramref name="virtualTokens"/>
     /// positions prepended by prompt tuning / P-tuning get label -100 first.
     /// </summary>
+    /// <remarks>
+    /// The labels move instead of the logits (labels[:, 1:] then one -100): the same terms, but no copy of the
+    /// batch × seq × vocab logits in forward and none in backward (a narrowed view would be copied by the reshape and
+    /// its gradient scattered into a fresh full-size tensor) — about two logits-sized buffers less at the step's peak.
+    /// </remarks>
     public static LossSum CausalLm(Tensor logits, Tensor labels, int virtualTokens = 0)
     {
         using var scope = torch.NewDisposeScope();
@@ -29,9 +34,8 @@ public static class Losses
         long s = logits.shape[1];
         if (labels.shape[1] != s)
             throw new ArgumentException($"logits have {s} positions but labels have {labels.shape[1]}");
-        var shiftLogits = logits.narrow(1, 0, s - 1);
-        var shiftLabels = labels.narrow(1, 1, s - 1);
-        return Finish(TokenSum(shiftLogits, shiftLabels), shiftLabels);
+        var shiftLabels = torch.cat([labels.narrow(1, 1, s - 1), torch.full(labels.shape[0], 1, IgnoreIndex, labels.dtype, labels.device)], 1);
+        return Finish(TokenSum(logits, shiftLabels), shiftLabels);
     }
 
     /// <summary>Per-token loss without shift (token classification, encoder-decoder LM with decoder labels).</summary>

@@ -25,6 +25,8 @@ public sealed partial class Trainer
             using var batch = _collator.Collate(rows, _model.Model.Device);
             using var output = _model.Forward(batch.ToForwardArgs());
             var sum = ComputeLoss(output, batch).Sum;
+            // The graph keeps what backward needs (the log-softmax), not the logits: free them before backward runs.
+            output.Logits.Dispose();
             // Normalised by the label count of the whole window: accumulation matches one big batch exactly.
             var micro = sum / Math.Max(1, items);
             if (hooks?.ExtraLoss() is { } extra) micro = micro + extra / count;

@@ -158,8 +158,8 @@ public sealed partial class Trainer : IDisposable
             _stepsThisRun++;
             _state.LogHistory.Add(new() { ["step"] = _state.GlobalStep, ["epoch"] = FractionalEpoch, ["loss"] = loss, ["learning_rate"] = lr, ["grad_norm"] = gradNorm });
             EmitStep(loss, lr, gradNorm);
-            // glibc keeps libtorch's freed blocks in its heap; give them back every few steps (see NativeHeap).
-            if (_state.GlobalStep % 8 == 0) NativeHeap.Trim();
+            // glibc keeps libtorch's freed blocks in its heap; give them back after every step (see NativeHeap).
+            NativeHeap.Trim();
 
             bool last = _state.GlobalStep == TotalSteps;
             if (_eval is not null && _o.EvalEvery > 0 && _state.GlobalStep % _o.EvalEvery == 0 && !last)

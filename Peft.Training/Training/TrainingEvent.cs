@@ -4,7 +4,8 @@ using System.Text.Json.Nodes;
 
 namespace Peft.Training.Training;
 
-public enum TrainingEventKind { Started, Step, Evaluation, Checkpoint, EarlyStopped, Cancelled, Completed }
+/// <summary>What a <see cref="TrainingEvent"/> reports; <see cref="Warning"/> carries a setting the run changed (its <see cref="TrainingEvent.Message"/> says why).</summary>
+public enum TrainingEventKind { Started, Step, Evaluation, Checkpoint, EarlyStopped, Cancelled, Completed, Warning }
 
 /// <summary>
 /// One progress report. Every optimizer step emits a <see cref="TrainingEventKind.Step"/> whose <see cref="Loss"/> is
@@ -40,6 +41,7 @@ public sealed record TrainingEvent
         TrainingEventKind.Checkpoint => "checkpoint",
         TrainingEventKind.EarlyStopped => "early_stop",
         TrainingEventKind.Cancelled => "cancelled",
+        TrainingEventKind.Warning => "warning",
         _ => "done",
     };
 

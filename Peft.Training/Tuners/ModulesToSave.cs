@@ -91,5 +91,6 @@ public sealed class ModulesToSaveLayer : ILayerTuner
         }
         _host.AsModule.register_module("modules_to_save", null!);
         _host.Tuner = null;
+        _copies.Dispose(); // the copies (already written into the host when kept) are freed now, not at finalization
     }
 }

@@ -117,6 +117,8 @@ public sealed class AdaLoraLayer : IAdapterLayer
     {
         foreach (var c in Containers) _host.register_module(c, null!);
         _host.Tuner = null;
+        // Unregistered: free the factors now, not at finalization.
+        foreach (var d in new[] { _a, _b, _e, _ranknum }) d.Dispose();
     }
 
     public Tensor Forward(Tensor x)

@@ -60,6 +60,7 @@ public sealed class Ia3Layer : IAdapterLayer
     {
         _host.register_module("ia3_l", null!);
         _host.Tuner = null;
+        _vectors.Dispose(); // unregistered: free the vectors now, not at finalization
     }
 
     public Tensor Forward(Tensor x)

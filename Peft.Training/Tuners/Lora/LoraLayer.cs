@@ -133,9 +133,17 @@ public sealed partial class LoraLayer : IAdapterLayer
         if (MergedAdapters.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it before deleting");
         if (!_settings.Remove(name)) return;
         if (_linear is not null) { _loraA!.Remove(name); _loraB!.Remove(name); }
-        else { _embA!.Remove(name); _embB!.Remove(name); }
-        _magnitude?.Remove(name);
+        else { RemoveAndDispose(_embA!, name); RemoveAndDispose(_embB!, name); }
+        if (_magnitude is not null) RemoveAndDispose(_magnitude, name);
         ActiveAdapters.Remove(name);
+    }
+
+    /// <summary>Native memory goes back now, not when a finalizer happens to run (a server loads and drops many adapters).</summary>
+    private static void RemoveAndDispose(ParameterDict dict, string name)
+    {
+        if (!dict.TryGetValue(name, out var p)) return;
+        dict.Remove(name);
+        p.Dispose();
     }
 
     /// <summary>Removes every LoRA container from the host (after merge_and_unload / unload).</summary>
@@ -145,6 +153,14 @@ public sealed partial class LoraLayer : IAdapterLayer
         foreach (var n in new[] { "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector" })
             m.register_module(n, null!);
         Host.Tuner = null;
+        // Unregistered containers are ours alone now: free their tensors instead of leaving them to finalizers.
+        _loraA?.Dispose();
+        _loraB?.Dispose();
+        _embA?.Dispose();
+        _embB?.Dispose();
+        _magnitude?.Dispose();
+        foreach (var f in _doraMergeFactors.Values) f.Dispose();
+        _doraMergeFactors.Clear();
     }
 
     private Tensor Dropout(string adapter, Tensor x)
