@@ -42,6 +42,7 @@ public class CatalogCrashTests
             try
             {
                 using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(2) };
+                http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", BootstrapKey);
                 await WaitUntilUpAsync(http, child);
                 var upload = http.PostAsync("/api/adapters/a/versions", HubFactory.AdapterForm(GoldenData.Dir("llama_lora_rslora")));
                 var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -112,6 +113,8 @@ public class CatalogCrashTests
         return (string?)await cmd.ExecuteScalarAsync();
     }
 
+    private const string BootstrapKey = "crash-test-bootstrap-key";
+
     private static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
@@ -133,7 +136,7 @@ public class CatalogCrashTests
         {
             Path.Combine(AppContext.BaseDirectory, "Peft.Web.dll"), "--urls", $"http://127.0.0.1:{port}",
             $"--Hub:DataDir={dataDir}", $"--Hub:ModelsDir={GoldenData.Root}", "--Hub:SeedDefaults=false",
-            $"--Hub:PauseAfterBlobWriteMarker={marker}",
+            $"--Hub:PauseAfterBlobWriteMarker={marker}", $"--Hub:BootstrapApiKey={BootstrapKey}",
         }) psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

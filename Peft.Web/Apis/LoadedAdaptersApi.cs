@@ -31,14 +31,18 @@ public static class LoadedAdaptersApi
             .WithDescription("One row per version the cache knows: tier (device = attached to the model, host = in memory, disk), size, rank, pinned, sequences using it now, last use, requests and tokens served.");
         group.MapPost("/{reference}/preload", PreloadAsync)
             .WithName("PreloadAdapter").WithSummary("Reads an adapter and attaches it to the model ahead of requests")
+            .WithDescription("Resolves `reference` (`name`, `name@N`, `name@alias`), reads it off the serving loop and attaches it, so the first request does not pay the load. 404 unknown adapter, 409 adapter for another base or with shapes that do not fit.")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{reference}", UnloadAsync)
             .WithName("UnloadAdapter").WithSummary("Detaches and forgets an idle adapter version (409 while sequences use it)")
+            .WithDescription("Frees the version's device and host memory; a later request loads it again from disk. Refused with 409 while running sequences use it.")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapPut("/{reference}/pin", (string reference, InferenceService s, CancellationToken ct) => PinAsync(reference, true, s, ct))
-            .WithName("PinAdapter").WithSummary("Keeps a loaded adapter version from eviction");
+            .WithName("PinAdapter").WithSummary("Keeps a loaded adapter version from eviction")
+            .WithDescription("A pinned version stays in its tier whatever the memory budget; `reference` is `name`, `name@N` or `name@alias`. 404 when the adapter is unknown.");
         group.MapDelete("/{reference}/pin", (string reference, InferenceService s, CancellationToken ct) => PinAsync(reference, false, s, ct))
-            .WithName("UnpinAdapter").WithSummary("Lets a loaded adapter version be evicted again");
+            .WithName("UnpinAdapter").WithSummary("Lets a loaded adapter version be evicted again")
+            .WithDescription("Undoes a pin: the version takes part in least-recently-used eviction again. 404 when the adapter is unknown.");
         return group;
     }
 

@@ -6,7 +6,7 @@ namespace Peft.Web.Security;
 
 /// <summary><c>Authorization: Bearer peft_...</c>: the key's scopes, capped by its owner's current role.</summary>
 public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger,
-    UrlEncoder encoder, ApiKeyService keys) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    UrlEncoder encoder, ApiKeyService keys, IConfiguration configuration) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
 
@@ -14,7 +14,10 @@ public sealed class ApiKeyAuthenticationHandler(IOptionsMonitor<AuthenticationSc
     {
         string? header = Request.Headers.Authorization;
         if (header is null || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return AuthenticateResult.NoResult();
-        var found = await keys.AuthenticateAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+        string presented = header["Bearer ".Length..].Trim();
+        if (await keys.AuthenticateBootstrapAsync(presented, configuration["Hub:BootstrapApiKey"], Context.RequestAborted) is { } admin)
+            return AuthenticateResult.Success(new AuthenticationTicket(HubPrincipal.Create(admin, HubScopes.All, SchemeName), SchemeName));
+        var found = await keys.AuthenticateAsync(presented, Context.RequestAborted);
         if (found is not { } f) return AuthenticateResult.Fail("invalid, revoked or expired API key");
         var principal = HubPrincipal.Create(f.User, f.Key.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries), SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));

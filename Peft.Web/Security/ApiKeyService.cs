@@ -79,6 +79,20 @@ public sealed class ApiKeyService(CatalogDbContext db, TimeProvider clock)
         return (key.User, key);
     }
 
+    /// <summary>
+    /// The admin account when <paramref name="presented"/> is the key provisioned from configuration
+    /// (<c>Hub:BootstrapApiKey</c>, like vLLM's <c>--api-key</c>, for automation before anyone has signed in); compared
+    /// in constant time, never stored.
+    /// </summary>
+    public async Task<User?> AuthenticateBootstrapAsync(string presented, string? configured, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(configured)) return null;
+        var expected = SHA256.HashData(Encoding.UTF8.GetBytes(configured));
+        var actual = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
+        if (!CryptographicOperations.FixedTimeEquals(expected, actual)) return null;
+        return await db.Users.FirstOrDefaultAsync(u => u.Name == "admin" && u.DisabledAt == null, ct);
+    }
+
     private static string Sha256(string s) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s)));
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
