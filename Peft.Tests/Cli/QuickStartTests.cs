@@ -23,7 +23,10 @@ public class QuickStartTests
     {
         string root = RepoRoot();
         string readme = File.ReadAllText(Path.Combine(root, "README.md"));
-        string command = readme.Split("```bash")[1].Split('\n', StringSplitOptions.RemoveEmptyEntries)[0].Trim();
+        // The first block starts the hub and runs the tests; the CLI example is the block after it.
+        string[] quickStart = readme.Split("```bash")[1].Split("```")[0].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["dotnet run --project Peft.Web", "dotnet test Peft.sln -c Release"], quickStart.Select(l => l.Trim()).ToArray());
+        string command = readme.Split("```bash")[2].Split('\n', StringSplitOptions.RemoveEmptyEntries)[0].Trim();
         Assert.StartsWith("dotnet run --project Peft.Cli -- generate samples/tiny-llama --adapter samples/tiny-llama-lora --input samples/prompts.safetensors --max-new-tokens 8", command);
         using var tmp = new TempDir();
         using var scope = torch.NewDisposeScope();
