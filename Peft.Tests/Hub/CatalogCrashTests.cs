@@ -24,9 +24,11 @@ public class CatalogCrashTests
     public async Task KillBetweenBlobWriteAndReadyLeavesNoBrokenVersionAndNoOrphanBlob()
     {
         using var data = new TempDir();
+        string adminKey; // the REST groups require a key; the child hub runs on the same database, so it accepts this one
         using (var first = new HubFactory(data.Path))
         using (var client = first.CreateClient())
         {
+            adminKey = first.AdminKey;
             await first.RegisterGoldenBaseAsync(client, "llama_base");
             Assert.Equal(HttpStatusCode.Created, (await client.PostAsync("/api/adapters/a/versions", HubFactory.AdapterForm(GoldenData.Dir("llama_lora")))).StatusCode);
         }
@@ -42,6 +44,7 @@ public class CatalogCrashTests
             try
             {
                 using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(2) };
+                http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
                 await WaitUntilUpAsync(http, child);
                 var upload = http.PostAsync("/api/adapters/a/versions", HubFactory.AdapterForm(GoldenData.Dir("llama_lora_rslora")));
                 var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -65,9 +65,11 @@ public sealed class HubFactory : WebApplicationFactory<Program>
     protected override void ConfigureClient(HttpClient client)
     {
         base.ConfigureClient(client);
-        _adminKey ??= CreateKeyAsync("admin", HubScopes.All).GetAwaiter().GetResult();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminKey);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
     }
+
+    /// <summary>An admin API key with every scope; stored in this hub's database, so valid for any host on it.</summary>
+    public string AdminKey => _adminKey ??= CreateKeyAsync("admin", HubScopes.All).GetAwaiter().GetResult();
 
     /// <summary>A client with no credentials.</summary>
     public HttpClient AnonymousClient()
