@@ -31,14 +31,18 @@ public static class LoadedAdaptersApi
             .WithDescription("One row per version the cache knows: tier (device = attached to the model, host = in memory, disk), size, rank, pinned, sequences using it now, last use, requests and tokens served.");
         group.MapPost("/{reference}/preload", PreloadAsync)
             .WithName("PreloadAdapter").WithSummary("Reads an adapter and attaches it to the model ahead of requests")
+            .WithDescription("Resolves the reference (name, name@n, name@alias) in the catalog and loads that version onto the device, so the first request using it pays no load time. 404 for an unknown reference, 409 when it cannot be loaded now.")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{reference}", UnloadAsync)
             .WithName("UnloadAdapter").WithSummary("Detaches and forgets an idle adapter version (409 while sequences use it)")
+            .WithDescription("Frees the device and host memory of a loaded version; a later request loads it again from the catalog.")
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapPut("/{reference}/pin", (string reference, InferenceService s, CancellationToken ct) => PinAsync(reference, true, s, ct))
-            .WithName("PinAdapter").WithSummary("Keeps a loaded adapter version from eviction");
+            .WithName("PinAdapter").WithSummary("Keeps a loaded adapter version from eviction")
+            .WithDescription("A pinned version stays loaded when the cache makes room for others. 404 when it is not loaded.");
         group.MapDelete("/{reference}/pin", (string reference, InferenceService s, CancellationToken ct) => PinAsync(reference, false, s, ct))
-            .WithName("UnpinAdapter").WithSummary("Lets a loaded adapter version be evicted again");
+            .WithName("UnpinAdapter").WithSummary("Lets a loaded adapter version be evicted again")
+            .WithDescription("Undoes a pin: the version is evicted again when least recently used. 404 when it is not loaded.");
         return group;
     }
 
