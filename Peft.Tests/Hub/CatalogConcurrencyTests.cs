@@ -10,7 +10,7 @@ using Peft.Tests.Support;
 
 namespace Peft.Tests.Hub;
 
-/// <summary>Version numbers under concurrent registration, on the real SQLite file.</summary>
+/// <summary>Version numbers under concurrent registration, on the real SQLite file (PostgreSQL: <see cref="PostgresCatalogTests"/>).</summary>
 public class CatalogConcurrencyTests
 {
     private const int Threads = 8;
@@ -20,13 +20,18 @@ public class CatalogConcurrencyTests
     public async Task EightThreadsRegisteringOneAdapterGetGaplessNumbers()
     {
         using var hub = new HubFactory();
+        await GaplessUnderConcurrencyAsync(hub);
+    }
+
+    internal static async Task GaplessUnderConcurrencyAsync(HubFactory hub)
+    {
         using var client = hub.CreateClient();
         await hub.RegisterGoldenBaseAsync(client, "llama_base");
         var dir = GoldenData.Dir("llama_lora");
         var config = await File.ReadAllBytesAsync(Path.Combine(dir, "adapter_config.json"));
         var weights = await File.ReadAllBytesAsync(Path.Combine(dir, "adapter_model.safetensors"));
 
-        // Each thread uses its own DI scope (its own DbContext and SQLite connection), as concurrent requests do.
+        // Each thread uses its own DI scope (its own DbContext and database connection), as concurrent requests do.
         using var start = new Barrier(Threads);
         var tasks = Enumerable.Range(0, Threads).Select(t => Task.Run(async () =>
         {

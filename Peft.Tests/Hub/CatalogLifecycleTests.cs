@@ -23,6 +23,11 @@ public class CatalogLifecycleTests
     public async Task AliasMovesAreAllRecordedAndProductionResolvesToTheNewVersion()
     {
         using var hub = new HubFactory();
+        await AliasMovesAsync(hub);
+    }
+
+    internal static async Task AliasMovesAsync(HubFactory hub)
+    {
         using var c = hub.CreateClient();
         await hub.RegisterGoldenBaseAsync(c, "llama_base");
         await UploadAsync(c, "chat", "llama_lora");

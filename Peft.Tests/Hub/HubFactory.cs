@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Peft.Storage;
 using Peft.Storage.Infrastructure;
 using Peft.Tests.Data;
 using Peft.Tests.Support;
@@ -14,7 +15,8 @@ using Peft.Web.Security;
 namespace Peft.Tests.Hub;
 
 /// <summary>
-/// The real web host over TestServer, on a fresh SQLite file and blob folder per instance. Base models are looked up
+/// The real web host over TestServer, on a fresh SQLite file (or, for <see cref="DatabaseProvider.Postgres"/>, a fresh
+/// PostgreSQL database, see <see cref="PostgresTestDatabase"/>) and blob folder per instance. Base models are looked up
 /// under the golden data folder (so golden adapters can be registered against their bases). <see cref="CreateClient"/>
 /// clients carry an admin API key (the REST groups require authentication); <see cref="AnonymousClient"/> has none.
 /// </summary>
@@ -22,14 +24,19 @@ public sealed class HubFactory : WebApplicationFactory<Program>
 {
     public const string AdminPassword = "admin-password-for-tests";
     private readonly TempDir? _owned;
+    private readonly PostgresTestDatabase? _postgres;
     private string? _adminKey;
 
     /// <summary>A hub on <paramref name="dataDir"/> (kept on dispose), or on a fresh folder removed on dispose.</summary>
-    public HubFactory(string? dataDir = null)
+    public HubFactory(string? dataDir = null, DatabaseProvider provider = DatabaseProvider.Sqlite)
     {
         _owned = dataDir is null ? new TempDir() : null;
         DataDir = dataDir ?? _owned!.Path;
+        Provider = provider;
+        if (provider == DatabaseProvider.Postgres) _postgres = PostgresTestDatabase.Create();
     }
+
+    public DatabaseProvider Provider { get; }
 
     public string DataDir { get; }
     public bool Seed { get; init; }
@@ -47,7 +54,9 @@ public sealed class HubFactory : WebApplicationFactory<Program>
                 ["Hub:CorporaDir"] = RepoFiles.Path("data"),
                 ["Hub:SeedDefaults"] = Seed.ToString(),
                 ["Hub:AdminPassword"] = AdminPassword,
+                ["Hub:DatabaseProvider"] = Provider.ToString(),
             };
+            if (_postgres is not null) settings["ConnectionStrings:Catalog"] = _postgres.ConnectionString;
             foreach (var (k, v) in Settings) settings[k] = v;
             config.AddInMemoryCollection(settings);
         });
@@ -56,9 +65,11 @@ public sealed class HubFactory : WebApplicationFactory<Program>
     protected override void ConfigureClient(HttpClient client)
     {
         base.ConfigureClient(client);
-        _adminKey ??= CreateKeyAsync("admin", HubScopes.All).GetAwaiter().GetResult();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _adminKey);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
     }
+
+    /// <summary>An admin API key with every scope; stored in this hub's database, so valid for any host on it.</summary>
+    public string AdminKey => _adminKey ??= CreateKeyAsync("admin", HubScopes.All).GetAwaiter().GetResult();
 
     /// <summary>A client with no credentials.</summary>
     public HttpClient AnonymousClient()
@@ -136,6 +147,7 @@ public sealed class HubFactory : WebApplicationFactory<Program>
         if (disposing)
         {
             SqliteConnection.ClearAllPools();
+            _postgres?.Dispose();
             _owned?.Dispose();
         }
     }

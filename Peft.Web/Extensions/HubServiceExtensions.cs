@@ -26,17 +26,19 @@ public static class HubServiceExtensions
                 o.CorporaDir = Path.GetFullPath(o.CorporaDir, contentRoot);
             });
 
-        services.AddDbContext<CatalogDbContext>((sp, db) =>
+        // The provider is chosen from the bound options (so test hosts can override it), hence a factory, not AddDbContext:
+        // PostgreSQL gets the derived context that carries its own migrations.
+        services.AddScoped<CatalogDbContext>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<CatalogOptions>>().Value;
-            var connection = builder.Configuration.GetConnectionString("Catalog");
+            var connection = sp.GetRequiredService<IConfiguration>().GetConnectionString("Catalog");
             if (string.IsNullOrWhiteSpace(connection))
             {
                 if (options.DatabaseProvider != DatabaseProvider.Sqlite)
                     throw new InvalidOperationException($"Hub:DatabaseProvider is {options.DatabaseProvider}; set ConnectionStrings:Catalog");
                 connection = CatalogDatabase.DefaultSqliteConnection(options.DataDir);
             }
-            CatalogDatabase.Configure(db, options.DatabaseProvider, connection);
+            return CatalogDatabase.Create(options.DatabaseProvider, connection, sp);
         });
         services.AddSingleton<IBlobStore>(sp =>
             new LocalBlobStore(Path.Combine(sp.GetRequiredService<IOptions<CatalogOptions>>().Value.DataDir, "blobs")));
