@@ -47,7 +47,7 @@ internal static class GenerateCommand
         var maxNew = new Option<int?>("--max-new-tokens") { Description = "Tokens to generate (default: generation_config.json, else 20)", HelpName = "N" };
         var doSample = new Option<bool?>("--do-sample") { Description = "Sample instead of greedy decoding ('--do-sample false': greedy even if generation_config.json samples)", Arity = ArgumentArity.ZeroOrOne };
         var temperature = new Option<double?>("--temperature") { Description = "Sampling temperature, > 0 (implies --do-sample)", HelpName = "T" };
-        var topP = new Option<double?>("--top-p") { Description = "Nucleus sampling probability mass, 0 < P <= 1 (implies --do-sample)", HelpName = "P" };
+        var topP = new Option<double?>("--top-p") { Description = "Nucleus sampling probability mass, 0 <= P <= 1 (implies --do-sample)", HelpName = "P" };
         var topK = new Option<int?>("--top-k") { Description = "Sample among the K most likely tokens, 0 = all (implies --do-sample; default 50)", HelpName = "K" };
         var seed = new Option<long?>("--seed") { Description = "Seed of the sampling generator, for reproducible samples", HelpName = "S" };
         var beams = new Option<int?>("--num-beams") { Description = "Beam search width (default 1); the continuation is printed at the end", HelpName = "N" };
@@ -80,12 +80,13 @@ internal static class GenerateCommand
     private static GenerationOptions DecodingOptions(int? maxNew, bool? doSample, double? temperature, double? topP,
         int? topK, long? seed, int? beams, int? pad)
     {
-        if (maxNew is <= 0) throw new UsageException($"--max-new-tokens must be > 0, got {maxNew}");
-        if (temperature is { } t && !(t > 0 && double.IsFinite(t))) throw new UsageException($"--temperature must be > 0, got {Num(t)}");
-        if (topP is { } p && !(p > 0 && p <= 1)) throw new UsageException($"--top-p must be in (0, 1], got {Num(p)}");
-        if (topK is < 0) throw new UsageException($"--top-k must be >= 0, got {topK}");
-        if (beams is < 1) throw new UsageException($"--num-beams must be >= 1, got {beams}");
-        if (pad is < 0) throw new UsageException($"--pad-token-id must be >= 0, got {pad}");
+        // The library's ranges, checked before anything is loaded and named as the flags.
+        if (maxNew is { } m) GenerationRules.MaxNewTokens(m, "--max-new-tokens");
+        if (temperature is { } t) GenerationRules.Temperature(t, "--temperature");
+        if (topP is { } p) GenerationRules.TopP(p, "--top-p");
+        if (topK is { } k) GenerationRules.TopK(k, "--top-k");
+        if (beams is { } nb) GenerationRules.NumBeams(nb, "--num-beams");
+        if (pad is { } pd) GenerationRules.PadTokenId(pd, "--pad-token-id");
         string? samplingOption = temperature is not null ? "--temperature" : topP is not null ? "--top-p" : topK is not null ? "--top-k" : null;
         if (samplingOption is not null && doSample == false)
             throw new UsageException($"{samplingOption} only applies to sampling; it cannot be combined with --do-sample false");
@@ -229,5 +230,4 @@ internal static class GenerateCommand
 
     private static string Shape(Tensor t) => string.Join(", ", t.shape);
 
-    private static string Num(double v) => v.ToString(CultureInfo.InvariantCulture);
 }

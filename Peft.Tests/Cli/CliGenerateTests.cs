@@ -164,7 +164,7 @@ public class CliGenerateTests
     [InlineData("--temperature", "0")]
     [InlineData("--temperature", "-1")]
     [InlineData("--temperature", "abc")]
-    [InlineData("--top-p", "0")]
+    [InlineData("--top-p", "-0.1")]
     [InlineData("--top-p", "1.5")]
     [InlineData("--top-k", "-1")]
     [InlineData("--max-new-tokens", "0")]

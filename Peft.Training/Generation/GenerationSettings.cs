@@ -50,17 +50,57 @@ internal sealed record GenerationSettings
     /// <summary>Option values come from users and generation_config.json: bad ones are user errors naming the field.</summary>
     private void Validate(long batch)
     {
-        if (MaxNewTokens <= 0) throw new PeftUserException($"max_new_tokens must be > 0, got {MaxNewTokens}");
-        if (NumBeams < 1) throw new PeftUserException($"num_beams must be >= 1, got {NumBeams}");
+        GenerationRules.MaxNewTokens(MaxNewTokens, "max_new_tokens");
+        GenerationRules.NumBeams(NumBeams, "num_beams");
         if (NumBeams > 1 && DoSample) throw new PeftUserException("beam sampling (num_beams > 1 with do_sample) is not supported");
         if (NumBeams > 1 && OnStep is not null) throw new NotSupportedException("OnStep streaming cannot be used with beam search (as in transformers)");
         if (DoSample)
         {
-            if (!(Temperature > 0)) throw new PeftUserException($"temperature must be > 0, got {Temperature}");
-            if (TopK < 0) throw new PeftUserException($"top_k must be >= 0, got {TopK}");
-            if (!(TopP >= 0 && TopP <= 1)) throw new PeftUserException($"top_p must be in [0, 1] (as transformers' TopPLogitsWarper), got {TopP}");
+            GenerationRules.Temperature(Temperature, "temperature");
+            GenerationRules.TopK(TopK, "top_k");
+            GenerationRules.TopP(TopP, "top_p");
         }
         if (AdapterNames is not null && AdapterNames.Count != batch)
             throw new PeftUserException($"adapter_names has {AdapterNames.Count} names but the batch has {batch} rows");
+    }
+}
+
+/// <summary>
+/// The value ranges of the decoding options, in one place: the library checks resolved settings with them and the CLI
+/// checks its flags with them before loading a model. <c>label</c> is the name the caller's user wrote.
+/// </summary>
+public static class GenerationRules
+{
+    private static string Num(double v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    public static void MaxNewTokens(int v, string label)
+    {
+        if (v <= 0) throw new PeftUserException($"{label} must be > 0, got {v}", UserErrorKind.BadRequest);
+    }
+
+    public static void NumBeams(int v, string label)
+    {
+        if (v < 1) throw new PeftUserException($"{label} must be >= 1, got {v}", UserErrorKind.BadRequest);
+    }
+
+    public static void Temperature(double v, string label)
+    {
+        if (!(v > 0 && double.IsFinite(v))) throw new PeftUserException($"{label} must be > 0, got {Num(v)}", UserErrorKind.BadRequest);
+    }
+
+    public static void TopK(int v, string label)
+    {
+        if (v < 0) throw new PeftUserException($"{label} must be >= 0, got {v}", UserErrorKind.BadRequest);
+    }
+
+    /// <summary>transformers' <c>TopPLogitsWarper</c> range, [0, 1].</summary>
+    public static void TopP(double v, string label)
+    {
+        if (!(v >= 0 && v <= 1)) throw new PeftUserException($"{label} must be in [0, 1], got {Num(v)}", UserErrorKind.BadRequest);
+    }
+
+    public static void PadTokenId(int v, string label)
+    {
+        if (v < 0) throw new PeftUserException($"{label} must be >= 0, got {v}", UserErrorKind.BadRequest);
     }
 }
