@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using Peft.Cli.Support;
 using Peft.Training.Generation;
 using Peft.Training.IO;

@@ -30,15 +30,7 @@ public sealed class ServingErrorFilter : IEndpointFilter
         switch (e)
         {
             case PeftUserException u:
-                int status = u.Kind switch
-                {
-                    UserErrorKind.BadRequest => StatusCodes.Status400BadRequest,
-                    UserErrorKind.NotFound => StatusCodes.Status404NotFound,
-                    UserErrorKind.Conflict => StatusCodes.Status409Conflict,
-                    UserErrorKind.TooLarge => StatusCodes.Status413PayloadTooLarge,
-                    _ => StatusCodes.Status422UnprocessableEntity,
-                };
-                return TypedResults.Problem(u.Message, statusCode: status);
+                return TypedResults.Problem(u.Message, statusCode: Infrastructure.PeftExceptionHandler.StatusOf(u.Kind));
             case ServerBusyException busy:
                 http.Response.Headers.RetryAfter = ((int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 return TypedResults.Problem(busy.Message, statusCode: StatusCodes.Status429TooManyRequests);
