@@ -4,7 +4,7 @@
 # validation splits with tools/lr-sweep.sh); scores are on the test splits, which nothing was tuned on.
 # Needs the corpora: peft data prepare --out $CORPORA. Runs are appended to docs/results-runs.jsonl, replacing the
 # rows of the part that ran, and the page is rendered from that file.
-# Rerun: CORPORA=/tmp/corpora PART=all|lm|spam bash tools/demo-results.sh
+# Rerun: CORPORA=/tmp/corpora PART=all|lm|spam|qlora bash tools/demo-results.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpora=${CORPORA:-/tmp/corpora}
@@ -74,6 +74,25 @@ if [ "$part" = all ] || [ "$part" = spam ]; then
   train spam spam_assassin lora "$model" "${common[@]}" --method lora --r 8 --lora-alpha 16 --lr 1e-3
   train spam spam_assassin full "$model" "${common[@]}" --method full --lr 5e-5
   echo "{\"part\":\"spam\",\"model_bytes\":$(stat -c %s "$model/model.safetensors"),\"steps\":$spam_steps}" >> "$work/rows.jsonl"
+fi
+if [ "$part" = all ] || [ "$part" = qlora ]; then
+  # QLoRA against bf16 LoRA on the same data and settings: the frozen base in bfloat16, or NF4 + double quantisation
+  # with bfloat16 matmuls (QLoRA's recipe); adapters float32 in both. Scored by validation loss during training.
+  model=models/peft-demo
+  EVAL_ARGS="--block-size 128"
+  common=(--format text --block-size 128 --batch-size 8 --max-steps "$lm_steps" --scheduler cosine --warmup 0.1 --eval-every "$lm_steps")
+  target=moby_dick
+  split "$target"
+  echo "{\"part\":\"qlora\",\"target\":\"$target\",\"method\":\"base\",\"validation\":$(peft eval $model --data "$work/$target.validation.jsonl" $EVAL_ARGS)}" >> "$work/rows.jsonl"
+  # PEFT's default targets (q_proj, v_proj): the adapted layers themselves are quantised. Add
+  # "lora|--r 4 --lora-alpha 8 --lr 2e-2 --target-modules lm_head,down_proj" to QLORA_SPECS for the head + MLP variant.
+  IFS=';' read -r -a specs <<< "${QLORA_SPECS:-lora-qv|--r 8 --lora-alpha 16 --lr 1e-2}"
+  for spec in "${specs[@]}"; do
+    name=${spec%%|*}; read -r -a knobs <<< "${spec#*|}"
+    train qlora "$target" "$name-bf16" $model "${common[@]}" --method lora "${knobs[@]}" --bf16
+    train qlora "$target" "$name-nf4dq" $model "${common[@]}" --method lora "${knobs[@]}" --bf16 --quantize nf4 --double-quant
+  done
+  echo "{\"part\":\"qlora\",\"model_bytes\":$(stat -c %s $model/model.safetensors),\"steps\":$lm_steps}" >> "$work/rows.jsonl"
 fi
 # Keep the other part's rows; replace the rows of the parts that ran.
 ran=$(python3 -c "import json,sys; print(' '.join(sorted({json.loads(l)['part'] for l in open(sys.argv[1])})))" "$work/rows.jsonl")

@@ -16,13 +16,17 @@ namespace Peft.Bench.Suites;
 /// </summary>
 public static class QuantSuite
 {
-    public static readonly (string Base, string Method)[] Rows =
-        [("fp32", "full"), ("fp32", "lora_r8"), ("bf16", "lora_r8"), ("int8", "lora_r8"), ("nf4", "lora_r8"), ("nf4_dq", "lora_r8")];
+    // "+bf16" = bfloat16 matmuls on a quantised base (bnb_4bit_compute_dtype, QLoRA's recipe); "gc" = gradient
+    // checkpointing, which QLoRA always turns on: compared against bf16 LoRA with and without it.
+    public static readonly (string Base, string Method, bool Gc)[] Rows =
+        [("fp32", "full", false), ("fp32", "lora_r8", false), ("bf16", "lora_r8", false), ("int8", "lora_r8", false),
+         ("nf4", "lora_r8", false), ("nf4_dq", "lora_r8", false), ("nf4+bf16", "lora_r8", false), ("nf4_dq+bf16", "lora_r8", false),
+         ("bf16", "lora_r8", true), ("nf4_dq+bf16", "lora_r8", true)];
 
     public static BenchTable Run(BenchOptions o, ChildRunner child)
     {
         var table = new BenchTable("quant", "Quantised base weights (QLoRA): memory and speed of a LoRA step",
-            "config", "base", "method", "batch×seq", "base weight bytes", "linear bytes / fp32", "tokens/s", "step ms", "step peak RSS MB", "load peak RSS MB");
+            "config", "base", "method", "checkpointing", "batch×seq", "base weight bytes", "linear bytes / fp32", "tokens/s", "step ms", "step peak RSS MB", "load peak RSS MB");
         string cfg = o.Configs?.FirstOrDefault() ?? (o.Quick ? "tiny10m" : "small50m");
         var (b, s) = BenchConfigs.DefaultShape(cfg);
         string dir = Path.Combine(Path.GetTempPath(), "peft-bench-quant-" + Guid.NewGuid().ToString("N"));
@@ -33,11 +37,11 @@ public static class QuantSuite
                 model.InitWeights(0);
                 model.SavePretrained(dir);
             }
-            foreach (var (kind, method) in Rows)
+            foreach (var (kind, method, gc) in Rows)
             {
                 var spec = new JsonObject
                 {
-                    ["kind"] = "quant", ["config"] = cfg, ["dir"] = dir, ["base"] = kind, ["method"] = method,
+                    ["kind"] = "quant", ["config"] = cfg, ["dir"] = dir, ["base"] = kind, ["method"] = method, ["gc"] = gc,
                     ["batch"] = o.Batch ?? (o.Quick ? 2 : b), ["seq"] = o.Seq ?? (o.Quick ? 64 : s),
                     ["warmup"] = o.WarmupSteps, ["steps"] = o.TimedSteps, ["threads"] = o.Threads,
                 };
@@ -63,16 +67,19 @@ public static class QuantSuite
         string dir = spec["dir"]!.GetValue<string>(), kind = spec["base"]!.GetValue<string>(), method = spec["method"]!.GetValue<string>();
         int batch = spec["batch"]!.GetValue<int>(), seq = spec["seq"]!.GetValue<int>();
         int warmup = spec["warmup"]!.GetValue<int>(), steps = spec["steps"]!.GetValue<int>();
-        QuantizationConfig? q = kind switch
+        bool gc = spec["gc"]?.GetValue<bool>() ?? false;
+        bool bf16Compute = kind.EndsWith("+bf16", StringComparison.Ordinal);
+        QuantizationConfig? q = kind.Replace("+bf16", "") switch
         {
             "fp32" or "bf16" => null,
             "int8" => new QuantizationConfig { Method = QuantMethod.Int8 },
             "nf4" => new QuantizationConfig { Method = QuantMethod.Nf4 },
             "nf4_dq" => new QuantizationConfig { Method = QuantMethod.Nf4, DoubleQuant = true },
-            _ => throw new ArgumentException($"unknown base '{kind}' (fp32, bf16, int8, nf4, nf4_dq)"),
+            _ => throw new ArgumentException($"unknown base '{kind}' (fp32, bf16, int8, nf4, nf4_dq; +bf16 on a quantised one)"),
         };
+        if (q is not null && bf16Compute) q = q with { ComputeDType = ScalarType.BFloat16 };
         using var model = AutoModel.FromPretrained(dir, new ModelLoadOptions { DType = kind == "bf16" ? ScalarType.BFloat16 : null, Quantization = q });
-        if (q is not null) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: false);
+        if (q is not null) KbitTraining.PrepareForKbitTraining(model, useGradientCheckpointing: gc);
         double loadPeak = ProcessMemory.PeakRssMb();
         long baseBytes = QuantizedLoading.BaseWeightBytes(model);
         var layers = QuantizedLoading.QuantisedLayers(model);
@@ -82,11 +89,11 @@ public static class QuantSuite
         using var peft = peftConfig is null ? null : PeftModel.Create(model, peftConfig, seed: 0);
         var trainable = peft is null ? TrainableModel.ForFullFineTune(model) : TrainableModel.ForAdapter(peft);
         ProcessMemory.ResetPeak();
-        var (durations, peakRss, _) = TrainSuite.TimeSteps(trainable, model.VocabSize, batch, seq, warmup, steps, gc: false);
+        var (durations, peakRss, _) = TrainSuite.TimeSteps(trainable, model.VocabSize, batch, seq, warmup, steps, gc);
         double stepS = Stats.Median(durations);
         return new JsonObject
         {
-            ["config"] = spec["config"]!.GetValue<string>(), ["base"] = kind, ["method"] = method, ["batch×seq"] = $"{batch}×{seq}",
+            ["config"] = spec["config"]!.GetValue<string>(), ["base"] = kind, ["method"] = method, ["checkpointing"] = gc ? "yes" : "no", ["batch×seq"] = $"{batch}×{seq}",
             ["base weight bytes"] = baseBytes, ["linear bytes / fp32"] = Math.Round(linearRatio, 4),
             ["tokens/s"] = Math.Round(batch * seq / stepS, 1), ["step ms"] = Math.Round(stepS * 1000, 1),
             ["step peak RSS MB"] = Math.Round(peakRss, 0), ["load peak RSS MB"] = Math.Round(loadPeak, 0),
