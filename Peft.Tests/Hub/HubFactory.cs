@@ -55,6 +55,8 @@ public sealed class HubFactory : WebApplicationFactory<Program>
                 ["Hub:SeedDefaults"] = Seed.ToString(),
                 ["Hub:AdminPassword"] = AdminPassword,
                 ["Hub:DatabaseProvider"] = Provider.ToString(),
+                // No Hangfire server unless a test runs jobs (JobsTestHub turns it on): idle servers poll and cost CPU.
+                ["Jobs:RunServer"] = "false",
             };
             if (_postgres is not null) settings["ConnectionStrings:Catalog"] = _postgres.ConnectionString;
             foreach (var (k, v) in Settings) settings[k] = v;

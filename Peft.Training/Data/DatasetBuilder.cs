@@ -99,7 +99,8 @@ public static partial class DatasetBuilder
         return new TrainingDataset(examples, stats, labelMap?.Names);
     }
 
-    private static void CheckTask(DataFormat format, TaskType task, string file)
+    /// <summary>Throws when rows of <paramref name="format"/> cannot train a <paramref name="task"/> head (the hub checks this before queueing).</summary>
+    public static void CheckTask(DataFormat format, TaskType task, string file)
     {
         bool ok = format switch
         {

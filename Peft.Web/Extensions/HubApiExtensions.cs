@@ -8,12 +8,15 @@ public static class HubApiExtensions
 {
     public static IEndpointRouteBuilder MapHubApis(this IEndpointRouteBuilder app)
     {
+        // A worker-only process serves no HTTP endpoints (it still listens; nothing is mapped).
+        if (JobsExtensions.IsWorker(app.ServiceProvider.GetRequiredService<IConfiguration>())) return app;
         app.MapOpenApi();
         var catalog = app.MapGroup("").RequireReadOrTrain().AddEndpointFilter(PublishCatalogChanges);
         catalog.MapBaseModelsApi();
         catalog.MapDatasetsApi();
         catalog.MapAdaptersApi();
         app.MapAccountEndpoints();
+        app.MapJobs();
         return app;
     }
 

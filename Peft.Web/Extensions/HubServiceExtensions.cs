@@ -68,6 +68,7 @@ public static class HubServiceExtensions
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseAntiforgery();
+        if (JobsExtensions.IsWorker(app.Configuration)) return app; // a worker has no pages
         app.MapStaticAssets();
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
