@@ -41,7 +41,7 @@ public class ServingMetricsTests
         await onB.Completion;
         Assert.Equal(1, Sum("peft.serving.adapter_cache.misses", "b@1"));
         Assert.True(Sum("peft.serving.adapter_cache.evictions", "a@1") >= 1, "a@1, idle and over the device budget, was evicted when b@1 attached");
-        Assert.Equal(3, doubles.Count(m => m.Name == "peft.serving.time_to_first_token"));
+        Assert.Equal(4, doubles.Count(m => m.Name == "peft.serving.time_to_first_token"));
         Assert.Equal(2, doubles.Count(m => m.Name == "peft.serving.request_duration" && Equals(m.Tags["adapter"], "a@1")));
         Assert.Contains(doubles, m => m.Name == "peft.serving.batch_occupancy" && m.Value >= 2);
         Assert.Equal(10, cache.Snapshot().Single(s => s.Key == "a@1").Tokens);
