@@ -184,12 +184,12 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
 
     private static int RankOf(PeftConfig c) => c is LoraConfig l ? (int)Math.Max(l.R, l.RankPattern.Values.DefaultIfEmpty(0).Max()) : 0;
 
-    /// <summary>Only LoRA without DoRA shares a mixed batch here; other methods are refused up front (422).</summary>
+    /// <summary>LoRA without DoRA and IA³ share a mixed batch here; other methods are refused up front (422).</summary>
     private void Check(PeftConfig config, string folder)
     {
-        if (config is not LoraConfig lora)
-            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA adapters per row in one batch; IA3, prompt and prefix methods need their own batches, not implemented)", UserErrorKind.Invalid);
-        if (lora.UseDora)
+        if (config is not (LoraConfig or Ia3Config))
+            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA and IA3 adapters per row in one batch; prompt and prefix methods would need their own batches, not implemented)", UserErrorKind.Invalid);
+        if (config is LoraConfig { UseDora: true })
             throw new PeftUserException($"{folder}: DoRA adapters are not served (DoRA's weight norm cannot be applied per row; merge it into a model instead)", UserErrorKind.Invalid);
         if (config.BaseModelNameOrPath is { Length: > 0 } declared) CheckBase(declared, folder);
     }
@@ -236,6 +236,8 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
     {
         var spec = e.Merge!;
         var parts = e.MergeComponents ?? throw new InvalidOperationException($"merge {e.Key} lost its components");
+        if (parts.FirstOrDefault(p => p.Entry.Config is not LoraConfig) is { } other)
+            throw new PeftUserException($"merged_adapters: {other.Entry.Key} is a {other.Entry.Config?.PeftType} adapter; only LoRA adapters are merged per request", UserErrorKind.Invalid);
         foreach (var p in parts) Attach(p.Entry, peft);
         try
         {
