@@ -17,13 +17,8 @@ namespace Peft.Tests.Web;
 /// </summary>
 public class ServingCatalogTests(ServingApiFixture fx) : IClassFixture<ServingApiFixture>
 {
-    private static async Task<JsonNode> Post(HttpClient c, string url, object body, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        using var r = await c.PostAsJsonAsync(url, body);
-        string text = await r.Content.ReadAsStringAsync();
-        Assert.True(r.StatusCode == expected, $"{url}: {(int)r.StatusCode} {text}");
-        return JsonNode.Parse(text)!;
-    }
+    private static Task<JsonNode> Post(HttpClient c, string url, object body, HttpStatusCode expected = HttpStatusCode.OK) =>
+        ServingApiTests.Post(c, url, body, expected);
 
     private static async Task<string> Complete(HttpClient c, string model, int maxTokens = 12, double temperature = 0.8) =>
         (string)(await Post(c, "/v1/completions", new { model, prompt = "It is a truth universally", max_tokens = maxTokens, temperature, seed = 3 }))["choices"]![0]!["text"]!;

@@ -94,6 +94,7 @@ public sealed class EncoderEngine : IDisposable
             if (inputs[i].Any(t => t < 0 || t >= vocab))
                 throw new PeftUserException($"'input[{i}]' holds a token id outside this model's vocabulary (0..{vocab - 1})", UserErrorKind.Invalid);
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -113,7 +114,9 @@ public sealed class EncoderEngine : IDisposable
                     using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = torch.ones_like(ids), OutputHiddenStates = true }, [row]);
                     result.Add(read(output, i).data<float>().ToArray());
                 }
-                adapter?.Entry.AddTokens(inputs.Sum(x => x.Count));
+                int tokens = inputs.Sum(x => x.Count);
+                adapter?.Entry.AddTokens(tokens);
+                Metrics?.Finished(adapter?.Entry.Key ?? LoraLayer.BaseRowName, "encoded", 0, tokens, clock.Elapsed);
                 return (IReadOnlyList<float[]>)result;
             }, ct).ConfigureAwait(false);
         }
