@@ -63,12 +63,12 @@ public class ServingCatalogTests(ServingApiFixture fx) : IClassFixture<ServingAp
         Assert.NotEqual(v1, v2);
         Assert.Equal(v1, await Complete(c, "cat@production"));
         Assert.Equal(v2, await Complete(c, "cat"));   // a bare name is the latest version
-        string longV1 = await Complete(c, "cat@1", 300, 0);
+        string longV1 = await Complete(c, "cat@1", 500, 0);   // long enough to still run after the move below (context 512)
 
         // A long greedy stream on the alias, started before the move...
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
-            Content = new StringContent(JsonSerializer.Serialize(new { model = "cat@production", prompt = "It is a truth universally", max_tokens = 300, temperature = 0, seed = 3, stream = true }), Encoding.UTF8, "application/json"),
+            Content = new StringContent(JsonSerializer.Serialize(new { model = "cat@production", prompt = "It is a truth universally", max_tokens = 500, temperature = 0, seed = 3, stream = true }), Encoding.UTF8, "application/json"),
         };
         using var response = await c.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
