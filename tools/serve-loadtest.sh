@@ -2,10 +2,11 @@
 # Bounded loopback load test of the inference server (issue 14): CLIENTS concurrent clients for DURATION seconds across
 # 20 LoRA adapters of the demo model, with the alias `a00@prod` moved between versions 1 and 2 every SWAP_EVERY seconds.
 # Checks: zero failed requests; every answer equals the fixed-seed answer of the adapter (for the alias: of one of its
-# two versions) recorded before the load; server RSS after warm-up vs at the end.
-# Usage: tools/serve-loadtest.sh [DURATION=60] [CLIENTS=32]   (the issue's full run is DURATION=180; run it once)
+# two versions) recorded before the load; server RSS sampled every 5 s (after warm-up = the first quarter of the run).
+# The server resolves names through its (empty, temporary) catalog first, then the adapter folder, as deployed.
+# Usage: tools/serve-loadtest.sh [DURATION=180] [CLIENTS=32]   (the issue's run: 180 s, 32 clients; run it once)
 set -euo pipefail
-DURATION=${1:-60}; CLIENTS=${2:-32}; SWAP_EVERY=${SWAP_EVERY:-3}; PORT=${PORT:-5187}
+DURATION=${1:-180}; CLIENTS=${2:-32}; SWAP_EVERY=${SWAP_EVERY:-3}; PORT=${PORT:-5187}
 ROOT=$(cd "$(dirname "$0")/.." && pwd); WORK=$(mktemp -d); ADAPTERS=$WORK/adapters; URL=http://127.0.0.1:$PORT
 PEFT="$ROOT/Peft.Cli/bin/Release/net10.0/peft"; WEB="$ROOT/Peft.Web/bin/Release/net10.0/Peft.Web"
 [[ -x $PEFT && -x $WEB ]] || { echo "build first: dotnet build Peft.Cli Peft.Web -c Release" >&2; exit 2; }
@@ -14,15 +15,20 @@ trap cleanup EXIT
 
 echo "training 20 tiny adapters (2 steps each, different seeds)..."
 head -n 64 "$ROOT/data/austen.jsonl" > "$WORK/train.jsonl"
-for i in $(seq -w 0 19); do
+train() {
   "$PEFT" train --model "$ROOT/models/peft-demo" --data "$WORK/train.jsonl" --method lora --r 4 --max-steps 2 --lr 0.05 \
-    --batch-size 4 --max-length 64 --seed "1$i" --out "$WORK/t$i" > /dev/null
-  mkdir -p "$ADAPTERS/a$i/1"; cp "$WORK/t$i"/adapter_* "$ADAPTERS/a$i/1/"
+    --batch-size 4 --max-length 64 --seed "1$1" --out "$WORK/t$1" > "$WORK/train$1.log" 2>&1 || { cat "$WORK/train$1.log" >&2; return 1; }
+  mkdir -p "$ADAPTERS/a$1/1"; cp "$WORK/t$1"/adapter_* "$ADAPTERS/a$1/1/"
+}
+for group in "00 01 02 03 04" "05 06 07 08 09" "10 11 12 13 14" "15 16 17 18 19"; do   # five at a time (process start dominates)
+  pids=(); for i in $group; do train "$i" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
 done
 mkdir -p "$ADAPTERS/a00/2"; cp "$ADAPTERS/a01/1"/adapter_* "$ADAPTERS/a00/2/"
 echo '{"prod": 1}' > "$ADAPTERS/a00/aliases.json"
 
-Serving__AdaptersPath=$ADAPTERS Serving__ModelPath="$ROOT/models/peft-demo" ASPNETCORE_URLS=$URL "$WEB" > "$WORK/server.log" 2>&1 &
+Hub__DataDir=$WORK/hub Serving__AllowAnonymous=true Serving__AdaptersPath=$ADAPTERS Serving__ModelPath="$ROOT/models/peft-demo" \
+  ASPNETCORE_URLS=$URL "$WEB" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 120); do curl -sf "$URL/v1/models" > /dev/null && break; sleep 1; done
 
@@ -44,14 +50,22 @@ client() {
   done
   echo "client $c ok=$ok bad=$bad"
 }
+SWAPPER_AND_CLIENTS=()
 ( v=1; end=$((SECONDS + DURATION)); while (( SECONDS < end )); do sleep "$SWAP_EVERY"; v=$((3 - v))
   echo "{\"prod\": $v}" > "$ADAPTERS/a00/aliases.tmp"; mv "$ADAPTERS/a00/aliases.tmp" "$ADAPTERS/a00/aliases.json"; done ) &
-for c in $(seq "$CLIENTS"); do client "$c" > "$WORK/client$c.log" & done
+SWAPPER_AND_CLIENTS+=($!)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+( end=$((SECONDS + DURATION)); while (( SECONDS < end )); do echo "$SECONDS $(rss)"; sleep 5; done ) > "$WORK/rss.log" &
+START=$SECONDS
+for c in $(seq "$CLIENTS"); do client "$c" > "$WORK/client$c.log" & SWAPPER_AND_CLIENTS+=($!); done
 sleep $((DURATION / 4)); RSS_WARM=$(rss)   # warm-up: a quarter of the run under load
-wait
-RSS_END=$(rss)
+wait "${SWAPPER_AND_CLIENTS[@]}"   # not a bare wait: the server is a child too
+RSS_END=$(rss); LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+RSS_MAX=$(awk -v s=$((START + DURATION / 4)) '$1 >= s && $2 > m {m = $2} END {print m}' "$WORK/rss.log")
+RSS_MIN=$(awk -v s=$((START + DURATION / 4)) '$1 >= s && (m == "" || $2 < m) {m = $2} END {print m}' "$WORK/rss.log")
 cat "$WORK"/client*.log | grep -v '^client' | sort | uniq -c || true
 OK=$(cat "$WORK"/client*.log | sed -n 's/.*ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
 BAD=$(cat "$WORK"/client*.log | sed -n 's/.*bad=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
-echo "requests ok=$OK failed_or_wrong=$BAD in ${DURATION}s with $CLIENTS clients; RSS after warm-up ${RSS_WARM} kB, at end ${RSS_END} kB"
+echo "requests ok=$OK failed_or_wrong=$BAD in ${DURATION}s with $CLIENTS clients ($(echo "scale=1; $OK / $DURATION" | bc) req/s)"
+echo "RSS kB: after warm-up $RSS_WARM, min/max after warm-up $RSS_MIN/$RSS_MAX, at end $RSS_END; load average at start $LOAD_START, at end $LOAD_END"
 [[ $BAD -eq 0 ]]

@@ -52,11 +52,33 @@ public static class ServeSuite
             if (i > 0) peft.AddAdapter(name, Lora());
             foreach (var t in peft.AdapterTensors(name).Where(t => t.CheckpointKey.EndsWith("lora_B.weight", StringComparison.Ordinal)))
                 t.Parameter.normal_(0, 0.02);
-            string dir = Path.Combine(root, name, "1");
-            peft.SavePretrained(root, [name]);
-            Directory.CreateDirectory(dir);
-            foreach (var f in new[] { PeftModel.ConfigFileName, PeftModel.WeightsFileName })
-                File.Move(Path.Combine(root, name, f), Path.Combine(dir, f));
+            SaveAsVersion1(peft, root, name);
+            if (i > 0) peft.DeleteAdapter(name);
+        }
+    }
+
+    /// <summary>Saves adapter <paramref name="name"/> as <c>root/name/1/</c> (the folder source's version layout).</summary>
+    private static void SaveAsVersion1(PeftModel peft, string root, string name)
+    {
+        string dir = Path.Combine(root, name, "1");
+        peft.SavePretrained(root, [name]);
+        Directory.CreateDirectory(dir);
+        foreach (var f in new[] { PeftModel.ConfigFileName, PeftModel.WeightsFileName })
+            File.Move(Path.Combine(root, name, f), Path.Combine(dir, f));
+    }
+
+    /// <summary>16 IA³ adapters i0..i15 (PEFT's llama defaults k, v, down_proj; vectors ~ N(1, 0.02)).</summary>
+    private static void WriteIa3Adapters(string cfg, string root)
+    {
+        using var model = Build(cfg);
+        using var peft = PeftModel.Create(model, new Peft.Core.Configs.Ia3Config(), "i0", seed: 0);
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < 16; i++)
+        {
+            string name = $"i{i}";
+            if (i > 0) peft.AddAdapter(name, new Peft.Core.Configs.Ia3Config());
+            foreach (var t in peft.AdapterTensors(name)) t.Parameter.normal_(1, 0.02);
+            SaveAsVersion1(peft, root, name);
             if (i > 0) peft.DeleteAdapter(name);
         }
     }
@@ -70,6 +92,7 @@ public static class ServeSuite
         try
         {
             WriteAdapters(cfg, root);
+            WriteIa3Adapters(cfg, root);
             var rng = new Random(3);
             int vocab;
             using (var m = Build(cfg)) vocab = m.VocabSize;
@@ -107,6 +130,10 @@ public static class ServeSuite
                     Measure(s, prompts, i => $"n{i % k}", p with { MaxTokens = 1 });   // load the adapters first
                     Add($"{k} distinct adapters, mixed batch", Measure(s, prompts, i => $"n{i % k}", p));
                 }
+                // Half the rows IA³ (16 distinct) and half LoRA (16 distinct): what IA³ rows cost when they share the batch.
+                Func<int, string> mixedKinds = i => i % 2 == 0 ? $"n{i / 2 % 16}" : $"i{i / 2 % 16}";
+                Measure(s, prompts, mixedKinds, p with { MaxTokens = 1 });
+                Add("32 distinct adapters (16 LoRA + 16 IA3), mixed batch", Measure(s, prompts, mixedKinds, p));
                 Add("32 distinct adapters, naive (one at a time)", Naive(s, prompts, i => $"n{i % 32}", p), ttft: false);
                 var swap = HotSwap(s, root, prompts, o.Quick ? 8 : 20);
                 table.Add(new JsonObject { ["model"] = label, ["mode"] = "hot swap latency (ms), p50 / p99", ["tokens/s"] = null, ["vs base"] = null,

@@ -128,13 +128,16 @@ public class AdapterCacheTests
         var lease = await cache.AcquireAsync("gpt", default);
         var failed = await Assert.ThrowsAsync<PeftUserException>(() => engine.Submit(Prompt, Greedy, lease).Completion);
         Assert.Equal(UserErrorKind.Conflict, failed.Kind);
-        // IA3: 422 (not served in mixed batches).
-        Directory.CreateDirectory(Path.Combine(fx.Root, "ia3"));
-        foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
-            File.Copy(Path.Combine(GoldenData.Dir("llama_ia3"), f), Path.Combine(fx.Root, "ia3", f));
-        var ia3 = await Assert.ThrowsAsync<PeftUserException>(() => cache.AcquireAsync("ia3", default));
-        Assert.Equal(UserErrorKind.Invalid, ia3.Kind);
-        Assert.Contains("IA3", ia3.Message);
+        // Prompt tuning and DoRA: 422 (they cannot share a mixed batch and get no batches of their own).
+        foreach (var (golden, name, method) in new[] { ("llama_prompt_tuning", "pt", "PROMPT_TUNING"), ("llama_lora_dora", "dora", "DoRA") })
+        {
+            Directory.CreateDirectory(Path.Combine(fx.Root, name));
+            foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
+                File.Copy(Path.Combine(GoldenData.Dir(golden), f), Path.Combine(fx.Root, name, f));
+            var refused = await Assert.ThrowsAsync<PeftUserException>(() => cache.AcquireAsync(name, default));
+            Assert.Equal(UserErrorKind.Invalid, refused.Kind);
+            Assert.Contains(method, refused.Message);
+        }
         // Still serving.
         Assert.Equal(6, (await Run(engine, "a")).Tokens.Count);
     }

@@ -14,7 +14,7 @@ namespace Peft.Tests.Web;
 
 /// <summary>
 /// The web host on a real loopback port, serving the bundled demo model with two LoRA adapters made for it here
-/// (a: rank 4, b: rank 8, random non-zero B so they change the answers) and one declaring another base.
+/// (a: rank 4, b: rank 8, c: rank 4, random non-zero B so they change the answers) and one declaring another base.
 /// </summary>
 public sealed class ServingApiFixture : IDisposable
 {
@@ -26,6 +26,7 @@ public sealed class ServingApiFixture : IDisposable
         string demo = DemoModelDir();
         WriteAdapter(demo, "a", 4, 11);
         WriteAdapter(demo, "b", 8, 12);
+        WriteAdapter(demo, "c", 4, 14);
         WriteAdapter(demo, "other", 4, 13);
         var cfg = Path.Combine(Adapters.Path, "other", "1", "adapter_config.json");
         File.WriteAllText(cfg, File.ReadAllText(cfg).Replace("peft-demo", "some-other-model"));
@@ -54,6 +55,13 @@ public sealed class ServingApiFixture : IDisposable
     /// <summary>A started host with extra settings; its HttpClient talks to Kestrel over loopback.</summary>
     public (HttpClient Client, InferenceService Service) Start(params (string Key, string Value)[] settings)
     {
+        var (client, service, _) = StartWithServices(settings);
+        return (client, service);
+    }
+
+    /// <summary>As <see cref="Start"/>, with the host's services (the catalog, health checks).</summary>
+    public (HttpClient Client, InferenceService Service, IServiceProvider Services) StartWithServices(params (string Key, string Value)[] settings)
+    {
         var factory = new WebApplicationFactory<InferenceService>().WithWebHostBuilder(b =>
         {
             b.UseSetting("Serving:AdaptersPath", Adapters.Path);
@@ -67,7 +75,7 @@ public sealed class ServingApiFixture : IDisposable
         var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(3) };
         _hosts.Add(client);
-        return (client, factory.Services.GetRequiredService<InferenceService>());
+        return (client, factory.Services.GetRequiredService<InferenceService>(), factory.Services);
     }
 
     public void Dispose()

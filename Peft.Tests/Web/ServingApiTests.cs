@@ -9,7 +9,7 @@ namespace Peft.Tests.Web;
 /// <summary>The inference endpoints over real HTTP on the demo model.</summary>
 public class ServingApiTests(ServingApiFixture fx) : IClassFixture<ServingApiFixture>
 {
-    private static async Task<JsonNode> Post(HttpClient c, string url, object body, HttpStatusCode expected = HttpStatusCode.OK)
+    internal static async Task<JsonNode> Post(HttpClient c, string url, object body, HttpStatusCode expected = HttpStatusCode.OK)
     {
         using var r = await c.PostAsJsonAsync(url, body);
         string text = await r.Content.ReadAsStringAsync();
@@ -137,10 +137,14 @@ public class ServingApiTests(ServingApiFixture fx) : IClassFixture<ServingApiFix
         {
             Assert.Equal(HttpStatusCode.TooManyRequests, r.StatusCode);
             Assert.Equal("1", r.Headers.GetValues("Retry-After").Single());
+            Assert.Equal("application/problem+json", r.Content.Headers.ContentType!.MediaType);   // the one exception handler wrote it
         }
         var (slow, _) = fx.Start(("Serving:RequestTimeoutSeconds", "0"));
         using (var r = await slow.PostAsJsonAsync("/v1/completions", new { prompt = "x", max_tokens = 50 }))
+        {
             Assert.Equal(HttpStatusCode.GatewayTimeout, r.StatusCode);
+            Assert.Contains("timeout", await r.Content.ReadAsStringAsync());
+        }
     }
 
     [Fact]

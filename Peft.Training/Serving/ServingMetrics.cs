@@ -24,9 +24,9 @@ public sealed class ServingMetrics : IDisposable
         _latency = _meter.CreateHistogram<double>("peft.serving.request_duration", "s", "Time from submission to the last token, by adapter");
         _ttft = _meter.CreateHistogram<double>("peft.serving.time_to_first_token", "s", "Time from submission to the first token, by adapter");
         _occupancy = _meter.CreateHistogram<double>("peft.serving.batch_occupancy", "{sequence}", "Sequences in each decode step");
-        _hits = _meter.CreateCounter<long>("peft.serving.adapter_cache.hits", "{lookup}", "Adapter lookups served from memory, by tier");
-        _misses = _meter.CreateCounter<long>("peft.serving.adapter_cache.misses", "{lookup}", "Adapter lookups that read the disk");
-        _evictions = _meter.CreateCounter<long>("peft.serving.adapter_cache.evictions", "{adapter}", "Adapters evicted, by tier");
+        _hits = _meter.CreateCounter<long>("peft.serving.adapter_cache.hits", "{lookup}", "Adapter lookups served from memory, by adapter and tier");
+        _misses = _meter.CreateCounter<long>("peft.serving.adapter_cache.misses", "{lookup}", "Adapter lookups that read the disk, by adapter");
+        _evictions = _meter.CreateCounter<long>("peft.serving.adapter_cache.evictions", "{adapter}", "Adapters evicted, by adapter and tier");
     }
 
     public Meter Meter => _meter;
@@ -44,9 +44,9 @@ public sealed class ServingMetrics : IDisposable
     internal void Failed(string adapter) => _failures.Add(1, Adapter(adapter));
     internal void FirstToken(string adapter, TimeSpan ttft) => _ttft.Record(ttft.TotalSeconds, Adapter(adapter));
     internal void BatchOccupancy(int rows) => _occupancy.Record(rows);
-    internal void CacheHit(string tier) => _hits.Add(1, new KeyValuePair<string, object?>("tier", tier));
-    internal void CacheMiss() => _misses.Add(1);
-    internal void Eviction(string tier) => _evictions.Add(1, new KeyValuePair<string, object?>("tier", tier));
+    internal void CacheHit(string adapter, string tier) => _hits.Add(1, Adapter(adapter), new("tier", tier));
+    internal void CacheMiss(string adapter) => _misses.Add(1, Adapter(adapter));
+    internal void Eviction(string adapter, string tier) => _evictions.Add(1, Adapter(adapter), new("tier", tier));
 
     public void Dispose() => _meter.Dispose();
 }

@@ -70,7 +70,7 @@ public sealed partial class PeftModel : IDisposable
         config = config.Clone();
         if (string.IsNullOrWhiteSpace(name) || name.Contains('.')) throw new ArgumentException($"invalid adapter name '{name}'");
         if (_configs.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' already exists");
-        if (config.PeftType != PeftType)
+        if (config.PeftType != PeftType && !(MixesIa3Rows && config is Ia3Config))
             throw new PeftConfigException($"cannot combine adapters of different types ({PeftType} and {config.PeftType}) in one model");
         config.Validate();
         config.TaskType ??= BaseModel.Task;

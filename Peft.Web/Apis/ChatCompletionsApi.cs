@@ -49,7 +49,7 @@ public static class ChatCompletionsApi
 {
     public static RouteGroupBuilder MapChatCompletionsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/chat/completions").WithTags("Inference").AddEndpointFilter<ServingErrorFilter>();
+        var group = routes.MapGroup("/v1/chat/completions").WithTags("Inference");
         group.MapPost("/", CreateAsync)
             .WithName("CreateChatCompletion")
             .WithSummary("Answers a chat (OpenAI /v1/chat/completions)")

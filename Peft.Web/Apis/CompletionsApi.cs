@@ -39,7 +39,7 @@ public static class CompletionsApi
 {
     public static RouteGroupBuilder MapCompletionsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/completions").WithTags("Inference").AddEndpointFilter<ServingErrorFilter>();
+        var group = routes.MapGroup("/v1/completions").WithTags("Inference");
         group.MapPost("/", CreateAsync)
             .WithName("CreateCompletion")
             .WithSummary("Completes a prompt (OpenAI /v1/completions)")

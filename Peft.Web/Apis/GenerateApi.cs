@@ -65,7 +65,7 @@ public static class GenerateApi
 {
     public static IEndpointRouteBuilder MapGenerateApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/").WithTags("Inference").AddEndpointFilter<ServingErrorFilter>();
+        var group = routes.MapGroup("/").WithTags("Inference");
         group.MapPost("/generate", GenerateAsync)
             .WithName("Generate")
             .WithSummary("Generates text (LoRAX /generate)")

@@ -24,7 +24,7 @@ public static class LoadedAdaptersApi
 {
     public static RouteGroupBuilder MapLoadedAdaptersApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/adapters").WithTags("Adapters").AddEndpointFilter<ServingErrorFilter>();
+        var group = routes.MapGroup("/v1/adapters").WithTags("Adapters");
         group.MapGet("/", (InferenceService s) => TypedResults.Ok(s.Cache.Snapshot().Select(LoadedAdapterDto.From).ToList()))
             .WithName("ListLoadedAdapters")
             .WithSummary("Adapter versions in memory")

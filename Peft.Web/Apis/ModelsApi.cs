@@ -21,20 +21,28 @@ public static class ModelsApi
 {
     public static RouteGroupBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/v1/models").WithTags("Inference").AddEndpointFilter<ServingErrorFilter>();
+        var group = routes.MapGroup("/v1/models").WithTags("Inference");
         group.MapGet("/", ListAsync)
             .WithName("ListModels")
-            .WithSummary("Lists the base model and its adapters (OpenAI /v1/models)")
-            .WithDescription("Adapters are listed by name with `root` = the version a bare name resolves to now (`name@3`) and `parent` = the base model, as vLLM does.");
+            .WithSummary("Lists the served base models and their adapters (OpenAI /v1/models)")
+            .WithDescription("Adapters (catalog and adapter folder) are listed by name with `root` = the version a bare name resolves to now (`name@3`) and `parent` = their base model, as vLLM does; adapters for bases this server does not serve are left out.");
         return group;
     }
 
-    private static async Task<Ok<ModelListDto>> ListAsync(InferenceService service, CancellationToken ct)
+    private static async Task<Ok<ModelListDto>> ListAsync(InferenceService service, EncoderModels encoders, CancellationToken ct)
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var list = new List<ModelDto> { new(service.ModelName, "model", now, "peft", service.ModelName, null) };
+        var served = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { service.ModelName };
+        foreach (var e in encoders.Hosts)
+        {
+            list.Add(new ModelDto(e.Name, "model", now, "peft", e.Name, null));
+            served.Add(e.Name);
+        }
+        // Catalog adapters say their base; folder adapters are taken to be the generation model's.
         foreach (var a in await service.Cache.Source.ListAsync(ct))
-            list.Add(new ModelDto(a.Name, "model", now, "peft", a.Key, service.ModelName));
+            if (a.BaseModel is null || served.Contains(a.BaseModel))
+                list.Add(new ModelDto(a.Name, "model", now, "peft", a.Key, a.BaseModel ?? service.ModelName));
         return TypedResults.Ok(new ModelListDto("list", list));
     }
 }

@@ -1,4 +1,8 @@
+using Microsoft.Extensions.Options;
+using Peft.Storage;
+using Peft.Storage.Blobs;
 using Peft.Training.Serving;
+using Peft.Training.Serving.Adapters;
 using Peft.Web.Apis;
 using Peft.Web.Security;
 using Peft.Web.Serving;
@@ -13,7 +17,22 @@ public static class ServingExtensions
         builder.Services.AddOptions<ServingOptions>().Bind(builder.Configuration.GetSection(ServingOptions.Section));
         builder.Services.AddMetrics();
         builder.Services.AddSingleton(sp => new ServingMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+        builder.Services.AddSingleton<IAdapterSource>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<ServingOptions>>().Value;
+            var root = sp.GetRequiredService<IHostEnvironment>().ContentRootPath;
+            var folder = new FolderAdapterSource(Path.IsPathRooted(o.AdaptersPath) ? o.AdaptersPath : Path.Combine(root, o.AdaptersPath));
+            if (!o.UseCatalog) return folder;
+            var dataDir = sp.GetRequiredService<IOptions<CatalogOptions>>().Value.DataDir;
+            return new CatalogAdapterSource(sp.GetRequiredService<IServiceScopeFactory>(), sp.GetRequiredService<IBlobStore>(),
+                Path.Combine(dataDir, "serving-adapters"), folder);
+        });
         builder.Services.AddSingleton<InferenceService>();
+        builder.Services.AddSingleton<EncoderModels>();
+        builder.Services.AddSingleton<ServingWarmup>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ServingWarmup>());
+        // Readiness: the /health/ready mapping (ops) picks up checks tagged "ready".
+        builder.Services.AddHealthChecks().AddCheck<ModelHealthCheck>(ModelHealthCheck.Name, tags: ["ready"]);
         builder.Services.AddProblemDetails();
         return builder;
     }
@@ -35,6 +54,7 @@ public static class ServingExtensions
         inference.MapChatCompletionsApi();
         inference.MapModelsApi();
         inference.MapGenerateApi();
+        inference.MapEncoderApis();
         management.MapLoadedAdaptersApi();
         return app;
     }

@@ -2,13 +2,17 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
 using Peft.Core;
 using Peft.Storage.Validation;
+using Peft.Training.Serving;
+using Peft.Web.Serving;
 
 namespace Peft.Web.Infrastructure;
 
 /// <summary>
 /// The one place errors become HTTP: a <see cref="PeftUserException"/> maps by its kind (400/404/409/413/422) to
 /// problem details whose detail is the one-line message (and <c>errors</c> lists every problem of a rejected upload);
-/// Kestrel's own request errors (body too large) keep their status; anything else is a 500 without internals.
+/// Kestrel's own request errors (body too large) keep their status; the inference server's full queue is a 429 with
+/// <c>Retry-After</c> and its generation timeout a 504; anything else is a 500 without internals. A streamed answer
+/// that already started cannot change its status: those endpoints end the stream instead.
 /// </summary>
 internal sealed class PeftExceptionHandler(IProblemDetailsService problems, ILogger<PeftExceptionHandler> logger) : IExceptionHandler
 {
@@ -20,6 +24,13 @@ internal sealed class PeftExceptionHandler(IProblemDetailsService problems, ILog
             case PeftUserException user:
                 details = new ProblemDetails { Status = StatusOf(user.Kind), Title = TitleOf(user), Detail = user.Message };
                 if (user is CatalogValidationException v) details.Extensions["errors"] = v.Problems;
+                break;
+            case ServerBusyException busy:
+                context.Response.Headers.RetryAfter = ((int)Math.Ceiling(busy.RetryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                details = new ProblemDetails { Status = StatusCodes.Status429TooManyRequests, Title = "Too many requests", Detail = busy.Message };
+                break;
+            case GenerationTimeoutException timeout:
+                details = new ProblemDetails { Status = StatusCodes.Status504GatewayTimeout, Title = "Generation timed out", Detail = timeout.Message };
                 break;
             case BadHttpRequestException bad:
                 details = new ProblemDetails { Status = bad.StatusCode, Title = "Bad request", Detail = bad.Message };

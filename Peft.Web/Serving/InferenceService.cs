@@ -18,16 +18,15 @@ public sealed class InferenceService : IDisposable
     private readonly Lock _tokenizerGate = new();
     private readonly ITextTokenizer _tokenizer;
 
-    public InferenceService(IOptions<ServingOptions> options, IHostEnvironment env, ServingMetrics metrics)
+    public InferenceService(IOptions<ServingOptions> options, IHostEnvironment env, ServingMetrics metrics, IAdapterSource adapters)
     {
         Options = options.Value;
         string modelDir = Locate(Options.ModelPath, env.ContentRootPath)
             ?? throw new PeftUserException($"Serving:ModelPath '{Options.ModelPath}' not found from {env.ContentRootPath}", UserErrorKind.NotFound);
         ModelName = Options.ModelName ?? Path.GetFileName(modelDir.TrimEnd('/'));
-        string adapters = Path.IsPathRooted(Options.AdaptersPath) ? Options.AdaptersPath : Path.Combine(env.ContentRootPath, Options.AdaptersPath);
         _tokenizer = AutoTokenizer.FromFolder(modelDir);
         var model = AutoModel.FromPretrained(modelDir);
-        Cache = new AdapterCache(new FolderAdapterSource(adapters), new AdapterCacheOptions
+        Cache = new AdapterCache(adapters, new AdapterCacheOptions
         {
             BaseModelName = ModelName,
             DeviceBudgetBytes = Options.DeviceBudgetMb << 20,
@@ -48,7 +47,7 @@ public sealed class InferenceService : IDisposable
     public AdapterCache Cache { get; }
     public ChatTemplateFamily ChatFamily { get; }
 
-    private static string? Locate(string path, string root)
+    internal static string? Locate(string path, string root)
     {
         if (Path.IsPathRooted(path)) return Directory.Exists(path) ? path : null;
         for (var dir = new DirectoryInfo(root); dir is not null; dir = dir.Parent)

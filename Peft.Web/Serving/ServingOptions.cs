@@ -11,6 +11,13 @@ public sealed class ServingOptions
     public string? ModelName { get; set; }
     /// <summary>Folder adapter source: <c>NAME/N/</c> versions, <c>NAME/aliases.json</c>.</summary>
     public string AdaptersPath { get; set; } = "adapters";
+    /// <summary>Resolve adapter names through the hub's catalog first (the folder serves names the catalog lacks).</summary>
+    public bool UseCatalog { get; set; } = true;
+    /// <summary>
+    /// Encoder bases served next to the generation model (<see cref="ModelPath"/>) for <c>/v1/classify</c> and
+    /// <c>/v1/embeddings</c>, e.g. <c>[{ "Name": "minilm", "Path": "models/minilm" }]</c>. Each gets its own engine.
+    /// </summary>
+    public List<ServedModelOptions> Encoders { get; set; } = [];
     /// <summary>Serve inference without credentials (as vLLM without <c>--api-key</c>); off: the <c>infer</c> scope is required.</summary>
     public bool AllowAnonymous { get; set; }
     public int MaxBatchSize { get; set; } = 32;
@@ -22,4 +29,11 @@ public sealed class ServingOptions
     public long HostBudgetMb { get; set; } = 1024;
     /// <summary>A request still generating after this long is cancelled and answered 504.</summary>
     public int RequestTimeoutSeconds { get; set; } = 120;
+}
+
+/// <summary>One served base: the name clients use in <c>model</c> (default: the folder's name) and its folder.</summary>
+public sealed class ServedModelOptions
+{
+    public string? Name { get; set; }
+    public string Path { get; set; } = "";
 }

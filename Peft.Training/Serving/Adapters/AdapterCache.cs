@@ -43,6 +43,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
     public async Task<AdapterLease> AcquireAsync(string reference, CancellationToken ct)
     {
         var location = await Source.ResolveAsync(AdapterReference.Parse(reference), ct).ConfigureAwait(false);
+        CheckBase(location.BaseModel, location.Key);
         AdapterLease lease;
         Task loading;
         lock (_gate)
@@ -50,12 +51,12 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             if (!_entries.TryGetValue(location.Key, out var e))
                 _entries[location.Key] = e = new AdapterEntry(location.Key, NextModelName(), location, null);
             lease = Lease(e);
-            if (e.Attached) Hit("device");
-            else if (e.HostTensors is not null) Hit("host");
+            if (e.Attached) Hit("device", e.Key);
+            else if (e.HostTensors is not null) Hit("host", e.Key);
             else
             {
-                if (e.Loading is null) { Interlocked.Increment(ref _misses); metrics?.CacheMiss(); }
-                else Hit("loading");
+                if (e.Loading is null) { Interlocked.Increment(ref _misses); metrics?.CacheMiss(e.Key); }
+                else Hit("loading", e.Key);
                 e.Loading ??= Task.Run(() => LoadHost(e));
             }
             loading = e.Attached || e.HostTensors is not null ? Task.CompletedTask : e.Loading!;
@@ -89,14 +90,14 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             {
                 if (_entries.TryGetValue(key, out var existing))
                 {
-                    Hit(existing.Attached ? "device" : "host");
+                    Hit(existing.Attached ? "device" : "host", key);
                     foreach (var c in components) c.Dispose();
                     return Lease(existing);
                 }
                 var e = new AdapterEntry(key, NextModelName(), null, null) { Merge = spec, MergeComponents = components };
                 _entries[key] = e;
                 Interlocked.Increment(ref _misses);
-                metrics?.CacheMiss();
+                metrics?.CacheMiss(key);
                 return Lease(e);
             }
         }
@@ -123,10 +124,10 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
         return new AdapterLease(this, e);
     }
 
-    private void Hit(string tier)
+    private void Hit(string tier, string adapter)
     {
         Interlocked.Increment(ref _hits);
-        metrics?.CacheHit(tier);
+        metrics?.CacheHit(adapter, tier);
     }
 
     private string NextModelName() => $"adapter_{++_nextId}";
@@ -183,19 +184,23 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
 
     private static int RankOf(PeftConfig c) => c is LoraConfig l ? (int)Math.Max(l.R, l.RankPattern.Values.DefaultIfEmpty(0).Max()) : 0;
 
-    /// <summary>Only LoRA without DoRA shares a mixed batch here; other methods are refused up front (422).</summary>
+    /// <summary>LoRA without DoRA and IA³ share a mixed batch here; other methods are refused up front (422).</summary>
     private void Check(PeftConfig config, string folder)
     {
-        if (config is not LoraConfig lora)
-            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA adapters per row in one batch; IA3, prompt and prefix methods need their own batches, not implemented)", UserErrorKind.Invalid);
-        if (lora.UseDora)
+        if (config is not (LoraConfig or Ia3Config))
+            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA and IA3 adapters per row in one batch; prompt and prefix methods would need their own batches, not implemented)", UserErrorKind.Invalid);
+        if (config is LoraConfig { UseDora: true })
             throw new PeftUserException($"{folder}: DoRA adapters are not served (DoRA's weight norm cannot be applied per row; merge it into a model instead)", UserErrorKind.Invalid);
-        if (Options.BaseModelName is { Length: > 0 } served && config.BaseModelNameOrPath is { Length: > 0 } declared)
-        {
-            string name = Path.GetFileName(declared.TrimEnd('/', '\\'));
-            if (!string.Equals(name, served, StringComparison.OrdinalIgnoreCase))
-                throw new PeftUserException($"{folder}: adapter was trained on '{declared}', but this server serves '{served}'", UserErrorKind.Conflict);
-        }
+        if (config.BaseModelNameOrPath is { Length: > 0 } declared) CheckBase(declared, folder);
+    }
+
+    /// <summary>An adapter declared for another base than the one served is a conflict (409), before any weights are read.</summary>
+    private void CheckBase(string? declared, string what)
+    {
+        if (Options.BaseModelName is not { Length: > 0 } served || declared is not { Length: > 0 }) return;
+        string name = Path.GetFileName(declared.TrimEnd('/', '\\'));
+        if (!string.Equals(name, served, StringComparison.OrdinalIgnoreCase))
+            throw new PeftUserException($"{what}: adapter was trained on '{declared}', but this engine serves '{served}'", UserErrorKind.Conflict);
     }
 
     /// <summary>Engine loop only: makes the adapter usable in a forward pass, then detaches idle ones over budget.</summary>
@@ -231,6 +236,8 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
     {
         var spec = e.Merge!;
         var parts = e.MergeComponents ?? throw new InvalidOperationException($"merge {e.Key} lost its components");
+        if (parts.FirstOrDefault(p => p.Entry.Config is not LoraConfig) is { } other)
+            throw new PeftUserException($"merged_adapters: {other.Entry.Key} is a {other.Entry.Config?.PeftType} adapter; only LoRA adapters are merged per request", UserErrorKind.Invalid);
         foreach (var p in parts) Attach(p.Entry, peft);
         try
         {
@@ -278,7 +285,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             }
             peft.DeleteAdapter(victim.ModelName);
             Interlocked.Increment(ref _evictions);
-            metrics?.Eviction("device");
+            metrics?.Eviction(victim.Key, "device");
         }
     }
 
@@ -294,7 +301,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             victim.HostTensors = null;
             if (!victim.Attached) _entries.Remove(victim.Key);
             Interlocked.Increment(ref _evictions);
-            metrics?.Eviction("host");
+            metrics?.Eviction(victim.Key, "host");
         }
     }
 

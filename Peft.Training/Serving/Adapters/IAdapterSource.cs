@@ -6,8 +6,9 @@ namespace Peft.Training.Serving.Adapters;
 /// <summary>
 /// Where an adapter reference (<c>name</c>, <c>name@3</c>, <c>name@alias</c>) points: a folder with adapter_config.json +
 /// adapter_model.safetensors, and a version identity (two resolutions with equal <see cref="Key"/> are the same weights).
+/// <see cref="BaseModel"/> is the base the source says it belongs to (the catalog knows it; null = check the config).
 /// </summary>
-public sealed record AdapterLocation(string Name, string Version, string Folder)
+public sealed record AdapterLocation(string Name, string Version, string Folder, string? BaseModel = null)
 {
     public string Key => $"{Name}@{Version}";
 }

@@ -41,7 +41,7 @@ public sealed class Ia3Tuner(PeftModel owner) : LayerTuner<Ia3Layer, Ia3Config>(
     public override void AddAdapter(string name, PeftConfig config)
     {
         var cfg = (Ia3Config)config;
-        FillDefaults(cfg);
+        FillDefaults(cfg, Base.ModelType);
         cfg.Validate();
         var matched = MatchTargets<LinearLayer>(cfg.TargetModules!, cfg.ExcludeModules, null, null, cfg.EffectiveModulesToSave, "Linear and Conv1D layers");
         foreach (var (path, host) in matched)
@@ -54,13 +54,13 @@ public sealed class Ia3Tuner(PeftModel owner) : LayerTuner<Ia3Layer, Ia3Config>(
         _configs[name] = cfg;
     }
 
-    private void FillDefaults(Ia3Config cfg)
+    internal static void FillDefaults(Ia3Config cfg, string modelType)
     {
         if (cfg.TargetModules is not null && cfg.FeedforwardModules is not null) return;
-        if (!Defaults.TryGetValue(Base.ModelType, out var d))
+        if (!Defaults.TryGetValue(modelType, out var d))
             throw new PeftConfigException(cfg.TargetModules is null
-                ? $"IA3: no default target_modules for model_type '{Base.ModelType}'; set target_modules and feedforward_modules explicitly"
-                : $"IA3: no default feedforward_modules for model_type '{Base.ModelType}'; set feedforward_modules explicitly ([] for none)");
+                ? $"IA3: no default target_modules for model_type '{modelType}'; set target_modules and feedforward_modules explicitly"
+                : $"IA3: no default feedforward_modules for model_type '{modelType}'; set feedforward_modules explicitly ([] for none)");
         cfg.TargetModules ??= StringOrList.Of(d.Targets);
         cfg.FeedforwardModules ??= StringOrList.Of(d.Feedforward);
     }

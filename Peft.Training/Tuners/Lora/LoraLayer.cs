@@ -63,7 +63,7 @@ public sealed partial class LoraLayer : IAdapterLayer
     public IAdaptableLayer Host { get; }
     public bool IsEmbedding => _embedding is not null;
     public IReadOnlyDictionary<string, LoraAdapterSettings> Settings => _settings;
-    public IEnumerable<string> Adapters => _settings.Keys;
+    public IEnumerable<string> Adapters => _settings.Keys.Concat(_ia3Rows.Keys);
     public List<string> ActiveAdapters { get; } = new();
     public List<string> MergedAdapters { get; } = new();
     public bool Merged => MergedAdapters.Count > 0;
@@ -131,7 +131,7 @@ public sealed partial class LoraLayer : IAdapterLayer
     public void DeleteAdapter(string name)
     {
         if (MergedAdapters.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it before deleting");
-        if (!_settings.Remove(name)) return;
+        if (RemoveIa3(name) || !_settings.Remove(name)) return;
         if (_linear is not null) { _loraA!.Remove(name); _loraB!.Remove(name); }
         else { RemoveAndDispose(_embA!, name); RemoveAndDispose(_embB!, name); }
         if (_magnitude is not null) RemoveAndDispose(_magnitude, name);
@@ -153,6 +153,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         foreach (var n in new[] { "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector" })
             m.register_module(n, null!);
         Host.Tuner = null;
+        DisposeIa3();
         // Unregistered containers are ours alone now: free their tensors instead of leaving them to finalizers.
         _loraA?.Dispose();
         _loraB?.Dispose();
@@ -211,8 +212,12 @@ public sealed partial class LoraLayer : IAdapterLayer
         if (x.shape[0] != rows.Count)
             throw new ArgumentException($"adapter_names has {rows.Count} entries but the batch has {x.shape[0]} rows");
         using var scope = torch.NewDisposeScope();
-        var result = Host.BaseForward(x);
+        // IA³ rows: input scaling before the shared base product, output scaling after it (1 for every other row).
+        var inScale = Ia3RowScales(rows, true, InFeatures, x);
+        var result = Host.BaseForward(inScale is null ? x : (x.to(ScalarType.Float32) * inScale).to(x.dtype));
         var outDtype = result.dtype;
+        var outScale = Ia3RowScales(rows, false, OutFeatures, result);
+        if (outScale is not null) result = (result.to(ScalarType.Float32) * outScale).to(outDtype);
         foreach (var name in rows.Distinct())
         {
             if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;

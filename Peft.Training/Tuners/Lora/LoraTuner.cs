@@ -18,6 +18,11 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
 
     public override void AddAdapter(string name, PeftConfig config)
     {
+        if (config is Ia3Config ia3)
+        {
+            AddIa3Rows(name, ia3);
+            return;
+        }
         var cfg = (LoraConfig)config;
         cfg.Validate();
         var targets = ResolveTargets(cfg);
@@ -57,6 +62,12 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
 
     public override IEnumerable<AdapterTensor> AdapterTensors(string adapter)
     {
+        if (_ia3Rows.ContainsKey(adapter))
+        {
+            foreach (var (path, layer) in _layers)
+                if (layer.HasIa3(adapter)) yield return new($"base_model.model.{path}.ia3_l", layer.Ia3Vector(adapter));
+            yield break;
+        }
         var cfg = _configs[adapter];
         foreach (var (path, layer) in _layers)
         {
@@ -81,7 +92,7 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
     {
         if (rowAdapterNames is null) return Base.Forward(args);
         foreach (var n in rowAdapterNames.Distinct())
-            if (n != LoraLayer.BaseRowName && !_configs.ContainsKey(n))
+            if (n != LoraLayer.BaseRowName && !_configs.ContainsKey(n) && !_ia3Rows.ContainsKey(n))
                 throw new ArgumentException($"adapter_names contains unknown adapter '{n}' (known: {string.Join(", ", _configs.Keys)})");
         if (Base.training) throw new InvalidOperationException("mixed-batch adapter_names cannot be used in training mode");
         try
