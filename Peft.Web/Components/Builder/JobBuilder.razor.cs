@@ -45,6 +45,7 @@ public sealed partial class JobBuilder : IDisposable
     private BuilderCheck? _check;
     private bool _checking, _submitting, _advanced;
     private CancellationTokenSource? _pending;
+    private string? _checkedBody;
 
     // Dataset upload with preview.
     private byte[]? _uploadBytes;
@@ -105,12 +106,11 @@ public sealed partial class JobBuilder : IDisposable
         Changed();
     }
 
-    private void TargetsChanged(IEnumerable<string>? targets)
+    private void TargetToggled(string module, bool on)
     {
-        var list = (targets ?? []).ToList();
         // all-linear replaces a list of names (PEFT's either/or).
-        _form.TargetModules = list.Contains(JobForm.AllLinear) && !_form.TargetModules.Contains(JobForm.AllLinear) ? [JobForm.AllLinear]
-            : list.Where(t => t != JobForm.AllLinear || list.Count == 1).ToList();
+        _form.TargetModules = module == JobForm.AllLinear ? (on ? [JobForm.AllLinear] : [])
+            : on ? [.. _form.TargetModules.Where(t => t != JobForm.AllLinear), module] : _form.TargetModules.Where(t => t != module).ToList();
         Changed();
     }
 
@@ -124,11 +124,16 @@ public sealed partial class JobBuilder : IDisposable
     /// <summary>Any field changed: check again after a short pause (a newer change cancels the pending check).</summary>
     private void Changed()
     {
+        // Components re-report unchanged values when they re-render; only a different body is checked again.
+        var body = Body;
+        var text = body.ToJsonString();
+        if (text == _checkedBody) return;
+        _checkedBody = text;
         _pending?.Cancel();
         _pending?.Dispose();
         var cts = _pending = new CancellationTokenSource();
         _checking = true;
-        _ = CheckLaterAsync(Body, cts.Token);
+        _ = CheckLaterAsync(body, cts.Token);
     }
 
     private async Task CheckLaterAsync(JsonObject body, CancellationToken ct)
