@@ -43,9 +43,6 @@ public sealed class PlaygroundService(IServiceProvider services)
 
     private InferenceService Require() => Inference() ?? throw new PeftUserException(_unavailable!, UserErrorKind.NotFound);
 
-    /// <summary>Starts the model in the background so the first page to ask does not wait for the load on its circuit.</summary>
-    public Task WarmUpAsync(CancellationToken ct) => Task.Run(Inference, ct);
-
     public async Task<ServingStatus> StatusAsync(CancellationToken ct)
     {
         var s = await Task.Run(Inference, ct);
@@ -65,9 +62,6 @@ public sealed class PlaygroundService(IServiceProvider services)
         var o = s.Options;
         return new ServingStatus(s.ModelName, null, rows, Sum("device"), Sum("host"), o.DeviceBudgetMb << 20, o.HostBudgetMb << 20, o.MaxQueue, o.MaxBatchSize);
     }
-
-    /// <summary>The limits a prompt must respect (max_tokens cap).</summary>
-    public int MaxTokensLimit => Require().Options.MaxTokensLimit;
 
     /// <summary>
     /// Streams the answer of <paramref name="target"/>. Errors before the first token (unknown adapter, bad settings)
