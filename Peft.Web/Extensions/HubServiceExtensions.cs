@@ -4,8 +4,10 @@ using MudBlazor.Services;
 using Peft.Storage;
 using Peft.Storage.Blobs;
 using Peft.Storage.Infrastructure;
+using Peft.Web.Builder;
 using Peft.Web.Components;
 using Peft.Web.Infrastructure;
+using Peft.Web.Playground;
 
 namespace Peft.Web.Extensions;
 
@@ -49,6 +51,8 @@ public static class HubServiceExtensions
         services.AddSingleton<HubNotifications>();
         services.AddSingleton<ServiceRunner>();
         services.AddScoped<AdapterUploads>();
+        services.AddScoped<JobBuilderService>();
+        services.AddSingleton<PlaygroundService>();
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddMudServices();
 
