@@ -56,8 +56,10 @@ public static class AuthExtensions
         return Task.CompletedTask;
     }
 
-    private static bool IsApi(HttpRequest r) =>
+    /// <summary>Machine routes: they get status codes rather than login redirects, and rate limits.</summary>
+    internal static bool IsApi(HttpRequest r) =>
         r.Path.StartsWithSegments("/api") || r.Path.StartsWithSegments("/v1") || r.Path.StartsWithSegments("/hubs")
+        || r.Path.StartsWithSegments("/metrics") || r.Path.StartsWithSegments("/openapi")
         || r.Path.StartsWithSegments("/generate") || r.Path.StartsWithSegments("/generate_stream");
 
     /// <summary>
@@ -83,6 +85,7 @@ public static class AuthExtensions
                 await http.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
                 return TypedResults.LocalRedirect("/login");
             })
+            .RequireAuthorization()
             .ExcludeFromDescription();
         return app;
     }

@@ -42,12 +42,14 @@ public static class HubServiceExtensions
             }
             return CatalogDatabase.Create(options.DatabaseProvider, connection, sp);
         });
-        services.AddSingleton<IBlobStore>(sp =>
-            new LocalBlobStore(Path.Combine(sp.GetRequiredService<IOptions<CatalogOptions>>().Value.DataDir, "blobs")));
+        services.AddSingleton<IBlobStore>(sp => new LocalBlobStore(BlobRoot(sp.GetRequiredService<IOptions<CatalogOptions>>().Value)));
         services.AddCatalogServices();
         services.AddHostedService<CatalogInitializer>();
 
         services.AddHubAuth();
+        services.AddHubSecurity(builder.Configuration);
+        builder.AddObservability();
+        builder.AddHubHealthChecks();
         services.AddSingleton<HubNotifications>();
         services.AddSingleton<ServiceRunner>();
         services.AddScoped<AdapterUploads>();
@@ -58,23 +60,32 @@ public static class HubServiceExtensions
 
         services.AddProblemDetails();
         services.AddExceptionHandler<PeftExceptionHandler>();
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddOperationTransformer(OpenApiExamples.TransformAsync));
         // Multipart bodies are limited per endpoint (RequestSizeLimit + the upload limits); the form reader must not cap them lower.
         services.Configure<FormOptions>(o => o.MultipartBodyLengthLimit = long.MaxValue);
         return builder;
     }
 
-    /// <summary>Middleware: the one exception handler, status-code problem details, authentication, the browser app.</summary>
+    /// <summary>The content-addressed blob folder under the data dir.</summary>
+    public static string BlobRoot(CatalogOptions options) => Path.Combine(options.DataDir, "blobs");
+
+    /// <summary>
+    /// Middleware: security headers, the one exception handler, status-code problem details, authentication, body and
+    /// rate limits (partitioned by the authenticated caller), authorization, antiforgery, the browser app.
+    /// </summary>
     public static WebApplication UseHub(this WebApplication app)
     {
+        app.UseSecurityHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.UseRequestLimits();
         app.UseAuthorization();
         app.UseAntiforgery();
         if (JobsExtensions.IsWorker(app.Configuration)) return app; // a worker has no pages
         app.MapStaticAssets();
-        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        // The security headers carry frame-ancestors already (stricter); Blazor would add a second CSP header.
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode(o => o.ContentSecurityFrameAncestorsPolicy = null);
         return app;
     }
 }

@@ -44,6 +44,14 @@ internal sealed class PeftExceptionHandler(IProblemDetailsService problems, ILog
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = details, Exception = exception });
     }
 
+    /// <summary>The status an exception becomes (for metrics that count failed requests before this handler runs).</summary>
+    public static int StatusOf(Exception e) => e switch
+    {
+        PeftUserException user => StatusOf(user.Kind),
+        BadHttpRequestException bad => bad.StatusCode,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
     public static int StatusOf(UserErrorKind kind) => kind switch
     {
         UserErrorKind.BadRequest => StatusCodes.Status400BadRequest,

@@ -10,7 +10,7 @@ internal sealed class AdminBootstrapper(IServiceScopeFactory scopes, IConfigurat
     {
         await using var scope = scopes.CreateAsyncScope();
         var accounts = scope.ServiceProvider.GetRequiredService<AccountService>();
-        var (created, generated) = await accounts.EnsureAdminAsync(configuration["Hub:AdminPassword"], cancellationToken);
+        var (created, generated) = await accounts.EnsureAdminAsync(NullIfEmpty(configuration["Hub:AdminPassword"]), cancellationToken);
         if (generated is not null)
             logger.LogWarning("Created user 'admin' with generated password {Password} (shown once; set Hub:AdminPassword to choose it)", generated);
         else if (created)
@@ -18,4 +18,7 @@ internal sealed class AdminBootstrapper(IServiceScopeFactory scopes, IConfigurat
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    // An empty value (e.g. `Hub__AdminPassword=` in a compose file) means "not set": generate one.
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }
