@@ -33,11 +33,23 @@ public static class ProcessMemory
     public static double PeakRssMb() => ReadKb("VmHWM:") / 1024.0;
     public static double CurrentRssMb() => ReadKb("VmRSS:") / 1024.0;
 
-    /// <summary>Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs), so a later peak covers only what follows.</summary>
+    /// <summary>
+    /// Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs), so a later peak covers only what follows.
+    /// Garbage is collected and glibc's free heap returned to the system first: otherwise what loading freed (e.g. the
+    /// float weights a quantised load read and dropped) stays resident and is counted in the next peak.
+    /// </summary>
     public static void ResetPeak()
     {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        if (!OperatingSystem.IsLinux()) return;
+        try { malloc_trim(0); } catch (EntryPointNotFoundException) { } catch (DllNotFoundException) { }   // not glibc (musl)
         if (File.Exists("/proc/self/clear_refs")) File.WriteAllText("/proc/self/clear_refs", "5");
     }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int malloc_trim(nuint pad);
 
     private static long ReadKb(string key)
     {

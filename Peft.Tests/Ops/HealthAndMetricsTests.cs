@@ -18,29 +18,41 @@ public sealed class HealthAndMetricsTests
     private static Dictionary<string, string> Checks(JsonElement body) =>
         body.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("status").GetString()!);
 
+    /// <summary>A hub that can be ready: it runs a Hangfire server (the `workers` check) and loads its model at startup.</summary>
+    private static HubFactory ReadyHub() => new() { Settings = { ["Jobs:RunServer"] = "true" } };
+
+    /// <summary>Readiness once the model has loaded (the `model` check reports loading until then).</summary>
+    private static async Task WaitReadyAsync(HttpClient client)
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        HttpStatusCode status;
+        while ((status = (await client.GetAsync("/health/ready")).StatusCode) != HttpStatusCode.OK && DateTime.UtcNow < until) await Task.Delay(250);
+        Assert.Equal(HttpStatusCode.OK, status);
+    }
+
     [Fact]
     public async Task Live_and_ready_answer_anonymously_and_list_each_check()
     {
-        using var hub = new HubFactory();
+        using var hub = ReadyHub();
         using var client = hub.AnonymousClient();
         var (liveStatus, live) = await HealthAsync(client, "/health/live");
         Assert.Equal(HttpStatusCode.OK, liveStatus);
         Assert.Equal("Healthy", live.GetProperty("status").GetString());
         Assert.Empty(Checks(live));     // liveness runs no dependency check
 
+        await WaitReadyAsync(client);
         var (readyStatus, ready) = await HealthAsync(client, "/health/ready");
         Assert.Equal(HttpStatusCode.OK, readyStatus);
         var checks = Checks(ready);
-        Assert.Equal("Healthy", checks["database"]);
-        Assert.Equal("Healthy", checks["blob_store"]);
+        foreach (var name in new[] { "database", "blob_store", "model", "workers" }) Assert.Equal("Healthy", checks[name]);
     }
 
     [Fact]
     public async Task Ready_is_503_when_the_database_is_unreadable_while_live_stays_200()
     {
-        using var hub = new HubFactory();
+        using var hub = ReadyHub();
         using var client = hub.AnonymousClient();
-        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        await WaitReadyAsync(client);
 
         // The catalog file is overwritten with garbage: what a lost volume or a corrupted disk looks like to SQLite.
         SqliteConnection.ClearAllPools();
@@ -60,9 +72,9 @@ public sealed class HealthAndMetricsTests
     [Fact]
     public async Task Ready_is_503_when_the_blob_folder_cannot_be_written()
     {
-        using var hub = new HubFactory();
+        using var hub = ReadyHub();
         using var client = hub.AnonymousClient();
-        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        await WaitReadyAsync(client);
 
         // A file where the blob folder should be (permissions do not stop root, which CI runs as).
         string blobs = Path.Combine(hub.DataDir, "blobs");

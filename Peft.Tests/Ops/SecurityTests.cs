@@ -77,7 +77,7 @@ public sealed class SecurityTests
         using var second = hub.ClientWithKey(await hub.CreateKeyAsync("admin", [HubScopes.Read]));
         Assert.Equal(HttpStatusCode.OK, (await second.GetAsync("/api/adapters")).StatusCode);   // its own window
         using var anonymous = hub.AnonymousClient();
-        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/ready")).StatusCode);  // probes are never limited
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/health/live")).StatusCode);   // probes are never limited
         for (int i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/adapters")).StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, (await anonymous.GetAsync("/api/adapters")).StatusCode);
     }

@@ -34,6 +34,7 @@ public static class JobsExtensions
         services.AddSingleton<JobMetrics>();
         services.AddSingleton<JobNotifications>();
         services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<WorkersHealthCheck>();   // also read by the dashboard's worker panel
         services.AddHealthChecks().AddCheck<WorkersHealthCheck>(WorkersHealthCheck.Name, tags: ["ready"]);
         services.AddScoped<JobLeases>();
         services.AddScoped<JobRequestValidator>();

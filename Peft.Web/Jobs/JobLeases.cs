@@ -86,12 +86,15 @@ public sealed class JobLeases(CatalogDbContext db, IOptions<JobsOptions> options
         var now = clock.GetUtcNow();
         var stale = now - options.Value.LeaseTimeout;
         var candidates = await db.TrainingJobs.AsNoTracking()
-            .Where(j => j.State == JobState.Running && j.LeaseOwner != null && j.HeartbeatAt < stale)
+            // A silent owner, or no owner at all: a supervisor that released a crashed attempt and then died (or lost
+            // its delivery) before taking the next lease leaves the job running with nobody on it.
+            .Where(j => j.State == JobState.Running && (j.LeaseOwner != null ? j.HeartbeatAt < stale : j.UpdatedAt < stale))
             .Select(j => new { j.Id, j.LeaseToken, j.Queue, j.Priority }).ToListAsync(ct);
         var reclaimed = new List<(long, string, int)>();
         foreach (var c in candidates)
         {
-            int won = await db.TrainingJobs.Where(j => j.Id == c.Id && j.LeaseToken == c.LeaseToken && j.LeaseOwner != null && j.HeartbeatAt < stale)
+            int won = await db.TrainingJobs.Where(j => j.Id == c.Id && j.LeaseToken == c.LeaseToken && j.State == JobState.Running
+                    && (j.LeaseOwner != null ? j.HeartbeatAt < stale : j.UpdatedAt < stale))
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.HeartbeatAt, (DateTimeOffset?)null)
                     .SetProperty(j => j.State, JobState.Queued).SetProperty(j => j.UpdatedAt, now), ct);
             if (won == 0) continue;

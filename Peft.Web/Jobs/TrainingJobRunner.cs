@@ -40,7 +40,9 @@ public sealed class TrainingJobRunner(IServiceScopeFactory scopes, IOptions<Jobs
         {
             Lease? lease;
             await using (var scope = scopes.CreateAsyncScope())
-                lease = await scope.ServiceProvider.GetRequiredService<JobLeases>().TryAcquireAsync(jobId, JobLeases.NewOwner(), ct);
+                // Hangfire cancels `ct` when another delivery of this job moves it (invisibility redelivery), which says
+                // nothing about this supervisor: only the host stopping ends the loop of attempts.
+                lease = await scope.ServiceProvider.GetRequiredService<JobLeases>().TryAcquireAsync(jobId, JobLeases.NewOwner(), lifetime.ApplicationStopping);
             if (lease is null)
             {
                 logger.LogInformation("Job {JobId}: a live owner holds it, or it is no longer queued; this delivery backs off", jobId);
