@@ -35,7 +35,8 @@ public static class SecurityExtensions
         app.Use(async (http, next) =>
         {
             var options = http.RequestServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
-            string nonce = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+            // Hex: no character that HTML attribute encoding rewrites (a base64 "+" came back as "&#x2B;" in Scalar's page).
+            string nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
             http.Items[NonceItem] = nonce;
             var headers = http.Response.Headers;
             headers.ContentSecurityPolicy = options.ContentSecurityPolicy.Replace("{nonce}", nonce, StringComparison.Ordinal);
