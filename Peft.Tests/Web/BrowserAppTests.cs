@@ -1,9 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Peft.Tests.Data;
 using Peft.Tests.Hub;
@@ -18,61 +15,34 @@ namespace Peft.Tests.Web;
 /// </summary>
 public sealed class BrowserAppTests : IAsyncLifetime
 {
-    private const string Chromium = "/usr/bin/chromium";
     private readonly ServingApiFixture _adapters = new();
     private readonly HubFactory _hub = new() { Seed = true };
-    private readonly string _shots = Environment.GetEnvironmentVariable("PEFT_SCREENSHOTS") is { Length: > 0 } s ? s
-        : Path.Combine(AppContext.BaseDirectory, "screenshots");
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _url = "";
+    private BrowserSession _session = null!;
 
     public async Task InitializeAsync()
     {
-        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install -y chromium (.ci/run does this)");
         _hub.Settings["Hub:ModelsDir"] = RepoFiles.Path("models");
         _hub.Settings["Serving:AdaptersPath"] = _adapters.Adapters.Path;
-        _hub.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
-        _hub.StartServer();
-        _url = _hub.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
-        Directory.CreateDirectory(_shots);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Chromium, Headless = true,
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        _session = await BrowserSession.StartAsync(_hub);
     }
 
     public async Task DisposeAsync()
     {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
+        await _session.DisposeAsync();
         _hub.Dispose();
         _adapters.Dispose();
     }
 
-    private static Task InteractiveAsync(IPage page) =>
-        Expect(page.Locator("[data-testid=circuit]")).ToHaveAttributeAsync("data-state", "on", new() { Timeout = 30_000 });
-
-    private async Task ShotAsync(IPage page, string name)
-    {
-        await page.ScreenshotAsync(new() { Path = Path.Combine(_shots, name + ".png"), FullPage = true });
-        var text = await page.InnerTextAsync("body");
-        Assert.DoesNotContain("Exception", text);
-        Assert.DoesNotContain("   at ", text);
-    }
-
     private async Task<IPage> SignInAsync(string path)
     {
-        var context = await _browser.NewContextAsync(new() { BaseURL = _url, ViewportSize = new() { Width = 1280, Height = 900 } });
+        var context = await _session.Browser.NewContextAsync(new() { BaseURL = _session.Url, ViewportSize = new() { Width = 1280, Height = 900 } });
         var page = await context.NewPageAsync();
         await page.GotoAsync(path);
         await page.FillAsync("#name", "admin");
         await page.FillAsync("#password", HubFactory.AdminPassword);
         await page.ClickAsync("button[type=submit]");
-        await Expect(page).ToHaveURLAsync(_url + path, new() { Timeout = 30_000 });
-        await InteractiveAsync(page);
+        await Expect(page).ToHaveURLAsync(_session.Url + path, new() { Timeout = 30_000 });
+        await BrowserSession.InteractiveAsync(page);
         return page;
     }
 
@@ -97,7 +67,7 @@ public sealed class BrowserAppTests : IAsyncLifetime
         await Expect(adapterAnswer).ToContainTextAsync("a");
         var streamedBase = await baseAnswer.GetByTestId("answer-text").InnerTextAsync();
         var streamedAdapter = await adapterAnswer.GetByTestId("answer-text").InnerTextAsync();
-        await ShotAsync(page, "10-playground");
+        await _session.ShotAsync(page, "10-playground");
 
         // The same request through /v1/completions (same seed and settings) gives the same text: the page streamed the real answer.
         using var api = _hub.CreateClient();
@@ -116,7 +86,7 @@ public sealed class BrowserAppTests : IAsyncLifetime
         await page.GetByTestId("run").ClickAsync();
         await Expect(page.GetByTestId("answer-error")).ToContainTextAsync("no-such-adapter", new() { Timeout = 30_000 });
         await page.SetViewportSizeAsync(420, 860);
-        await ShotAsync(page, "11-playground-narrow");
+        await _session.ShotAsync(page, "11-playground-narrow");
     }
 
     [Fact]
@@ -134,7 +104,7 @@ public sealed class BrowserAppTests : IAsyncLifetime
         Assert.Equal("lora", (string?)body["method"]);
         Assert.Equal("peft-demo", (string?)body["base_model"]);
         await Expect(page.GetByTestId("builder-command")).ToContainTextAsync("--out e2e-job");
-        await ShotAsync(page, "12-job-builder");
+        await _session.ShotAsync(page, "12-job-builder");
 
         // Submitting hands the same body to the jobs service (no Hangfire server runs in this host: it stays queued).
         await page.GetByTestId("builder-submit").ClickAsync();
@@ -147,7 +117,7 @@ public sealed class BrowserAppTests : IAsyncLifetime
         await rank.PressAsync("Tab");
         await Expect(page.Locator(".mud-input-error").Filter(new() { HasText = "r: must be a positive integer, got 0" }).First).ToBeVisibleAsync(new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("estimate-trainable")).ToHaveCountAsync(0);
-        await ShotAsync(page, "13-job-builder-problem");
+        await _session.ShotAsync(page, "13-job-builder-problem");
     }
 
     [Fact]
@@ -158,14 +128,14 @@ public sealed class BrowserAppTests : IAsyncLifetime
         await Expect(page.GetByTestId("serving-memory")).ToContainTextAsync("device");
         // This host runs no Hangfire server (Jobs:RunServer is off in tests): the panel says so instead of failing.
         await Expect(page.GetByTestId("worker-state")).ToContainTextAsync("no live Hangfire server serves the cpu queue");
-        await ShotAsync(page, "14-dashboard-serving");
+        await _session.ShotAsync(page, "14-dashboard-serving");
 
         await page.GetByTestId("theme-toggle").ClickAsync();
         await Expect(page.GetByTestId("theme-toggle")).ToHaveAttributeAsync("aria-label", "Light theme");
         await page.ReloadAsync();
-        await InteractiveAsync(page);
+        await BrowserSession.InteractiveAsync(page);
         await Expect(page.GetByTestId("theme-toggle")).ToHaveAttributeAsync("aria-label", "Light theme", new() { Timeout = 30_000 });
         await page.SetViewportSizeAsync(420, 860);
-        await ShotAsync(page, "15-dashboard-dark-narrow");
+        await _session.ShotAsync(page, "15-dashboard-dark-narrow");
     }
 }

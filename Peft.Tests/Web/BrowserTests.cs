@@ -2,9 +2,6 @@ using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Peft.Tests.Hub;
 using static Microsoft.Playwright.Assertions;
@@ -18,53 +15,25 @@ namespace Peft.Tests.Web;
 /// </summary>
 public sealed class BrowserTests : IAsyncLifetime
 {
-    private const string Chromium = "/usr/bin/chromium";
     private readonly HubFactory _hub = new();
-    private readonly string _shots = Environment.GetEnvironmentVariable("PEFT_SCREENSHOTS") is { Length: > 0 } s ? s
-        : Path.Combine(AppContext.BaseDirectory, "screenshots");
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
-    private string _url = "";
+    private BrowserSession _session = null!;
 
     public async Task InitializeAsync()
     {
-        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install -y chromium (.ci/run does this)");
-        _hub.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
-        _hub.StartServer();
-        _url = _hub.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
-        Directory.CreateDirectory(_shots);
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Chromium, Headless = true,
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        _session = await BrowserSession.StartAsync(_hub);
     }
 
     public async Task DisposeAsync()
     {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
+        await _session.DisposeAsync();
         _hub.Dispose();
-    }
-
-    /// <summary>Waits until the SignalR circuit runs the page (prerendered HTML ignores clicks).</summary>
-    private static Task InteractiveAsync(IPage page) =>
-        Expect(page.Locator("[data-testid=circuit]")).ToHaveAttributeAsync("data-state", "on", new() { Timeout = 30_000 });
-
-    private async Task ShotAsync(IPage page, string name)
-    {
-        await page.ScreenshotAsync(new() { Path = Path.Combine(_shots, name + ".png"), FullPage = true });
-        var text = await page.InnerTextAsync("body");
-        Assert.DoesNotContain("Exception", text);          // no page shows a raw exception or stack trace
-        Assert.DoesNotContain("   at ", text);
     }
 
     [Fact]
     public async Task Sign_in_upload_promote_roll_back_compare_download_and_api_keys()
     {
         using (var admin = _hub.CreateClient()) await _hub.RegisterGoldenBaseAsync(admin, "llama_base");
-        var context = await _browser.NewContextAsync(new() { BaseURL = _url, AcceptDownloads = true, ViewportSize = new() { Width = 1280, Height = 900 } });
+        var context = await _session.Browser.NewContextAsync(new() { BaseURL = _session.Url, AcceptDownloads = true, ViewportSize = new() { Width = 1280, Height = 900 } });
         var page = await context.NewPageAsync();
 
         // Signing in: an unauthenticated visit goes to the login page and comes back.
@@ -74,12 +43,12 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.FillAsync("#password", "wrong-password");
         await page.ClickAsync("button[type=submit]");
         await Expect(page.GetByTestId("login-error")).ToContainTextAsync("Wrong user name or password");
-        await ShotAsync(page, "01-sign-in");
+        await _session.ShotAsync(page, "01-sign-in");
         await page.FillAsync("#name", "admin");
         await page.FillAsync("#password", HubFactory.AdminPassword);
         await page.ClickAsync("button[type=submit]");
-        await Expect(page).ToHaveURLAsync(_url + "/adapters");
-        await InteractiveAsync(page);
+        await Expect(page).ToHaveURLAsync(_session.Url + "/adapters");
+        await BrowserSession.InteractiveAsync(page);
         await Expect(page.GetByTestId("user-name")).ToContainTextAsync("admin");
 
         // Upload: a refused zip lists its problems; a good one becomes v1, the next v2.
@@ -92,13 +61,13 @@ public sealed class BrowserTests : IAsyncLifetime
         });
         await page.GetByTestId("upload-submit").ClickAsync();
         await Expect(page.GetByTestId("upload-problems")).ToContainTextAsync("is not part of an adapter");
-        await ShotAsync(page, "02-upload-problems");
+        await _session.ShotAsync(page, "02-upload-problems");
         await page.Locator("[data-testid=upload-input]").SetInputFilesAsync(new FilePayload
         {
             Name = "llama_lora.zip", MimeType = "application/zip", Buffer = UploadPageTests.GoldenZip("llama_lora"),
         });
         await page.GetByTestId("upload-submit").ClickAsync();
-        await Expect(page).ToHaveURLAsync(_url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
+        await Expect(page).ToHaveURLAsync(_session.Url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("version-table")).ToContainTextAsync("v1");
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Upload adapter", Exact = true }).ClickAsync();
@@ -108,7 +77,7 @@ public sealed class BrowserTests : IAsyncLifetime
             Name = "llama_lora_dora.zip", MimeType = "application/zip", Buffer = UploadPageTests.GoldenZip("llama_lora_dora"),
         });
         await page.GetByTestId("upload-submit").ClickAsync();
-        await Expect(page).ToHaveURLAsync(_url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
+        await Expect(page).ToHaveURLAsync(_session.Url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("version-table")).ToContainTextAsync("v2");
 
         // Promote v1, then v2, then roll back to v1: each through the confirmation dialog.
@@ -118,7 +87,7 @@ public sealed class BrowserTests : IAsyncLifetime
         await Expect(page.GetByTestId("alias-production")).ToContainTextAsync("production → v2");
         await page.GetByTestId("promote-v1").ClickAsync();
         await Expect(page.GetByTestId("alias-rollback-warning")).ToBeVisibleAsync();
-        await ShotAsync(page, "04-roll-back-dialog");
+        await _session.ShotAsync(page, "04-roll-back-dialog");
         await page.GetByTestId("alias-confirm").ClickAsync();
         await Expect(page.GetByTestId("alias-production")).ToContainTextAsync("production → v1");
         await Expect(page.GetByTestId("history-production").Locator("tbody tr")).ToHaveCountAsync(3);
@@ -128,11 +97,11 @@ public sealed class BrowserTests : IAsyncLifetime
         await Expect(page.GetByTestId("compare-config")).ToContainTextAsync("use_dora");
         await page.GetByTestId("lineage-v2").ClickAsync();
         await Expect(page.GetByTestId("lineage")).ToContainTextAsync("llama_base");
-        await ShotAsync(page, "03-adapter");
+        await _session.ShotAsync(page, "03-adapter");
 
         // Download v1 as a zip in the HF layout.
         var download = await page.RunAndWaitForDownloadAsync(() => page.GetByTestId("download-v1").ClickAsync());
-        var zipPath = Path.Combine(_shots, "e2e-lora-v1.zip");
+        var zipPath = Path.Combine(_session.Shots, "e2e-lora-v1.zip");
         await download.SaveAsAsync(zipPath);
         using (var zip = ZipFile.OpenRead(zipPath))
         {
@@ -144,10 +113,10 @@ public sealed class BrowserTests : IAsyncLifetime
         // Dashboard shows the new versions live; catalog list with the alias.
         await page.GetByRole(AriaRole.Link, new() { Name = "Dashboard", Exact = true }).ClickAsync();
         await Expect(page.GetByTestId("recent-versions")).ToContainTextAsync("e2e-lora");
-        await ShotAsync(page, "05-dashboard");
+        await _session.ShotAsync(page, "05-dashboard");
         await page.GetByRole(AriaRole.Link, new() { Name = "Adapters", Exact = true }).ClickAsync();
         await Expect(page.GetByTestId("adapter-table")).ToContainTextAsync("production → v1");
-        await ShotAsync(page, "06-adapters");
+        await _session.ShotAsync(page, "06-adapters");
 
         // API keys: created once, works as a bearer token, stops working when revoked.
         await page.GetByRole(AriaRole.Link, new() { Name = "API keys", Exact = true }).ClickAsync();
@@ -155,8 +124,8 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.GetByTestId("key-create").ClickAsync();
         var secret = (await page.GetByTestId("key-secret").InnerTextAsync()).Trim();
         Assert.StartsWith("peft_", secret);
-        await ShotAsync(page, "07-api-keys");
-        using var http = new HttpClient { BaseAddress = new Uri(_url) };
+        await _session.ShotAsync(page, "07-api-keys");
+        using var http = new HttpClient { BaseAddress = new Uri(_session.Url) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", secret);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/api/adapters/e2e-lora")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await http.PutAsync("/api/adapters/e2e-lora/aliases/production",
@@ -170,7 +139,7 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.GetByRole(AriaRole.Link, new() { Name = "Adapters", Exact = true }).ClickAsync();
         await page.SetViewportSizeAsync(420, 860);
         await Expect(page.GetByTestId("adapter-table")).ToContainTextAsync("e2e-lora");
-        await ShotAsync(page, "08-adapters-dark-narrow");
+        await _session.ShotAsync(page, "08-adapters-dark-narrow");
 
         // Sign out: back to the sign-in page, pages need signing in again.
         await page.SetViewportSizeAsync(1280, 900);
@@ -184,18 +153,18 @@ public sealed class BrowserTests : IAsyncLifetime
     public async Task A_viewer_sees_no_write_controls_and_cannot_open_the_upload_page()
     {
         await _hub.CreateUserAsync("vera", Peft.Web.Security.HubRoles.Viewer, "viewer-password");
-        var page = await (await _browser.NewContextAsync(new() { BaseURL = _url })).NewPageAsync();
+        var page = await (await _session.Browser.NewContextAsync(new() { BaseURL = _session.Url })).NewPageAsync();
         await page.GotoAsync("/login");
         await page.FillAsync("#name", "vera");
         await page.FillAsync("#password", "viewer-password");
         await page.ClickAsync("button[type=submit]");
-        await InteractiveAsync(page);
+        await BrowserSession.InteractiveAsync(page);
         await Expect(page.GetByRole(AriaRole.Link, new() { Name = "Upload adapter", Exact = true })).ToHaveCountAsync(0);
         await Expect(page.GetByRole(AriaRole.Link, new() { Name = "Users", Exact = true })).ToHaveCountAsync(0);
         await page.GotoAsync("/upload");
         await Expect(page.Locator("body")).ToContainTextAsync("role does not allow");
         await Expect(page.GetByTestId("upload-submit")).ToHaveCountAsync(0);
-        await ShotAsync(page, "09-viewer-denied");
+        await _session.ShotAsync(page, "09-viewer-denied");
     }
 
     private async Task PromoteAsync(IPage page, int version, string confirmText)

@@ -53,9 +53,9 @@ public sealed class JobBuilderService(BaseModelService baseModels, DatasetServic
     public const int PreviewRows = 5;
     /// <summary>Bad lines listed in a preview; the count says how many more.</summary>
     public const int MaxListedErrors = 20;
-    private static readonly string[] JobKeys = ["base_model", "dataset", "adapter_name", "queue", "priority"];
-    /// <summary>Keys the hub fills in per job (paths on the worker); a body must not carry them.</summary>
-    private static readonly string[] ServerKeys = ["model", "tokenizer", "data", "eval_data", "out", "resume", "init_adapter"];
+    // The job-level keys and the keys the hub fills in per job: the lists POST /api/jobs validates with.
+    private static readonly string[] JobKeys = Peft.Web.Jobs.JobRequestValidator.JobKeys;
+    private static readonly string[] ServerKeys = Peft.Web.Jobs.JobRequestValidator.ServerKeys;
     private static readonly ConcurrentDictionary<string, Lazy<(ModelSummary, long)>> Inspected = new();
 
     public Task<List<BaseModel>> BasesAsync(CancellationToken ct) => baseModels.ListAsync(ct);
