@@ -65,7 +65,9 @@ public class ServingCatalogTests(ServingApiFixture fx) : IClassFixture<ServingAp
         Assert.Equal(v2, await Complete(c, "cat"));   // a bare name is the latest version
         string longV1 = await Complete(c, "cat@1", 500, 0);   // long enough to still run after the move below (context 512)
 
-        // A long greedy stream on the alias, started before the move...
+        // A long greedy stream on the alias, started before the move. Each decode step is slowed to 10 ms while it runs so
+        // the stream (500 steps, >= 5 s) is certain to outlive the move and the short request below on any machine.
+        service.Engine.AfterDecodeStep = () => Thread.Sleep(10);
         var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
             Content = new StringContent(JsonSerializer.Serialize(new { model = "cat@production", prompt = "It is a truth universally", max_tokens = 500, temperature = 0, seed = 3, stream = true }), Encoding.UTF8, "application/json"),
@@ -80,6 +82,7 @@ public class ServingCatalogTests(ServingApiFixture fx) : IClassFixture<ServingAp
         Assert.Equal(v2, await Complete(c, "cat@production"));
         Assert.Equal(1, service.Cache.Snapshot().Single(x => x.Key == "cat@1").ActiveSequences);
         string rest = await reader.ReadToEndAsync();
+        service.Engine.AfterDecodeStep = null;
         string streamed = string.Concat((first + "\n" + rest).Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
             .Select(e => e.Trim()).Where(e => e != "data: [DONE]")
             .Select(e => (string?)JsonNode.Parse(e[6..])!["choices"]![0]!["text"]));

@@ -127,6 +127,9 @@ public sealed class ServingEngine : IDisposable
         return done;
     }
 
+    /// <summary>Test hook run on the loop thread after each decode step (lets a test hold a sequence open).</summary>
+    internal Action? AfterDecodeStep { get; set; }
+
     private void Loop()
     {
         using var noGrad = torch.no_grad();
@@ -136,7 +139,7 @@ public sealed class ServingEngine : IDisposable
             {
                 RunControl();
                 Admit();
-                if (_batch.Count > 0) DecodeStep();
+                if (_batch.Count > 0) { DecodeStep(); AfterDecodeStep?.Invoke(); }
                 Running = _batch.Count;
                 if (_batch.Count == 0 && _queue.IsEmpty && _control.IsEmpty) _wake.Wait(100);
             }

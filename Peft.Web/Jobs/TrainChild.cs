@@ -18,11 +18,18 @@ public static class TrainChild
 {
     public const string Role = "train-child";
     public const int Success = 0, Unexpected = 1, BadInput = 2, Cancelled = 130;
+    private static readonly CancellationTokenSource s_stop = new();
+    // Held in statics so they are never collected or disposed before the process exits.
+    private static PosixSignalRegistration? s_sigterm, s_sigint;
 
     /// <summary>Runs the child when <paramref name="args"/> start with <c>--role train-child</c>; otherwise returns null.</summary>
     public static int? TryRun(string[] args)
     {
         if (args.Length < 2 || args[0] != "--role" || args[1] != Role) return null;
+        // Handlers first and for the life of the process (static, never disposed): a SIGTERM that comes before training
+        // starts or after it returned must not get the runtime's default exit (143).
+        s_sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; s_stop.Cancel(); });
+        s_sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; s_stop.Cancel(); });
         var watchdog = new Thread(() =>
         {
             try { while (Console.In.Read() >= 0) { } }
@@ -42,9 +49,7 @@ public static class TrainChild
 
     private static int Run(string configPath, TextWriter stdout, TextWriter stderr)
     {
-        using var cts = new CancellationTokenSource();
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; cts.Cancel(); });
+        var cts = s_stop;
         try
         {
             var json = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject

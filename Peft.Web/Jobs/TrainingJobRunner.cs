@@ -137,7 +137,9 @@ public sealed class TrainingJobRunner(IServiceScopeFactory scopes, IOptions<Jobs
         var now = clock.GetUtcNow();
         if (exitCode == TrainChild.Success && writer.LastDone is not null)
             return await SucceedAsync(sp, lease, job, outDir, config, writer, CancellationToken.None);
-        if (exitCode == TrainChild.Cancelled && (cancelRequested || await leases.CancelRequestedAsync(job.Id, CancellationToken.None)))
+        // A cancel wins over however the trainer ended (a SIGTERM before its handler existed exits 143, not 130): the job
+        // stops as asked, from its last checkpoint, instead of being retried as a crash.
+        if ((cancelRequested || await leases.CancelRequestedAsync(job.Id, CancellationToken.None)))
         {
             metrics.Cancelled(job.Queue);
             await writer.AppendAsync(State("cancelled", null), CancellationToken.None);

@@ -63,9 +63,13 @@ internal sealed partial class TrainingProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    private int _stopRequested;
+
+    /// <summary>SIGTERM, once: a second one could land after the trainer's handler is gone (while it exits after its
+    /// checkpoint) and turn a clean cancel (130) into the runtime's default 143.</summary>
     public void RequestStop()
     {
-        if (!_process.HasExited) _ = Kill(_process.Id, 15);
+        if (Interlocked.Exchange(ref _stopRequested, 1) == 0 && !_process.HasExited) _ = Kill(_process.Id, 15);
     }
 
     public void Kill()
