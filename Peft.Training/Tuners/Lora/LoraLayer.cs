@@ -218,6 +218,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         var outDtype = result.dtype;
         var outScale = Ia3RowScales(rows, false, OutFeatures, result);
         if (outScale is not null) result = (result.to(ScalarType.Float32) * outScale).to(outDtype);
+        if (GatheredDelta(x, rows) is { } gathered) return (result + gathered.to(outDtype)).MoveToOuterDisposeScope();
         foreach (var name in rows.Distinct())
         {
             if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
