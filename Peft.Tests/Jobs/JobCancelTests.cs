@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Peft.Tests.Jobs;
 
@@ -32,6 +34,30 @@ public class JobCancelTests
         var leases = await hub.LeasesAsync(id);
         Assert.Equal("cancelled", Assert.Single(leases).Outcome);
         Assert.DoesNotContain(await hub.EventsAsync(id), e => e.Type == "state" && e.Json.Contains("crashed"));
+    }
+
+    [Fact]
+    public async Task AJobWhoseDatasetFileIsGoneFailsPermanentlyWithoutRetrying()
+    {
+        using var data = new Peft.Tests.Support.TempDir();
+        long id;
+        // Submitted on a host without workers; the blob is lost before any worker runs it (a disk cleaned by hand, a
+        // restore without blobs); then a host with a worker starts over the same data dir and queue.
+        using (var submitter = new JobsTestHub(new() { ["Jobs:RunServer"] = "false" }, dataDir: data.Path))
+        {
+            await submitter.UploadTextDatasetAsync();
+            id = await submitter.SubmitAsync(JobsTestHub.Request("orphan"));
+            string sha = (string)(await submitter.Client.GetFromJsonAsync<JsonObject>("/api/datasets/ledger-small"))!["sha256"]!;
+            await using var scope = submitter.Factory.Services.CreateAsyncScope();
+            File.Delete(scope.ServiceProvider.GetRequiredService<Peft.Storage.Blobs.IBlobStore>().TryGetLocalPath(sha)!);
+        }
+        using var hub = new JobsTestHub(dataDir: data.Path);
+        var job = await hub.WaitForAsync(id, j => (string)j["state"]! is "failed" or "succeeded", TimeSpan.FromMinutes(2));
+        Assert.Equal("failed", (string)job["state"]!);
+        Assert.True((bool)job["errorIsPermanent"]!);
+        Assert.Contains("ledger-small", (string)job["error"]!);
+        Assert.Equal("failed", Assert.Single(await hub.LeasesAsync(id)).Outcome);
+        Assert.DoesNotContain(await hub.EventsAsync(id), e => e.Type == "attempt");
     }
 
     private static async Task WaitForAttemptAsync(JobsTestHub hub, long id)

@@ -27,9 +27,10 @@ public sealed class JobsTestHub : IDisposable
     /// <summary>
     /// On <see cref="DatabaseProvider.Postgres"/> the catalog and Hangfire's storage share a fresh PostgreSQL database.
     /// </summary>
-    public JobsTestHub(Dictionary<string, string?>? settings = null, DatabaseProvider provider = DatabaseProvider.Sqlite)
+    /// <param name="dataDir">A data dir to reuse (a second host over the first one's catalog and queue); fresh when null.</param>
+    public JobsTestHub(Dictionary<string, string?>? settings = null, DatabaseProvider provider = DatabaseProvider.Sqlite, string? dataDir = null)
     {
-        Factory = new HubFactory(null, provider)
+        Factory = new HubFactory(dataDir, provider)
         {
             Seed = true,
             Settings =

@@ -75,28 +75,41 @@ public sealed class TrainingJobRunner(IServiceScopeFactory scopes, IOptions<Jobs
             job = await db.TrainingJobs.AsNoTracking().AsSplitQuery().Include(j => j.BaseModel).Include(j => j.Dataset)
                 .Include(j => j.ParentVersion).ThenInclude(v => v!.Files).Include(j => j.ParentVersion).ThenInclude(v => v!.Adapter)
                 .SingleAsync(j => j.Id == lease.JobId, CancellationToken.None);
-            string workDir = JobFolders.WorkDir(catalog.Value.DataDir, job.Id);
-            outDir = Path.Combine(workDir, "out");
-            Directory.CreateDirectory(workDir);
-            string dataPath = sp.GetRequiredService<DatasetService>().LocalPath(job.Dataset)
-                ?? throw new FileNotFoundException($"dataset '{job.Dataset.Name}' has no local file");
-
-            config = JsonNode.Parse(job.ConfigJson)!.AsObject();
-            config["model"] = job.BaseModel.Folder;
-            config["data"] = dataPath;
-            config["out"] = outDir;
-            if (job.ParentVersion is { } parent)
-                config["init_adapter"] = await ParentAdapter.MaterializeAsync(parent, sp.GetRequiredService<IBlobStore>(), Path.Combine(workDir, "parent"), CancellationToken.None);
-            if (config["save_every"] is null) config["save_every"] = O.DefaultSaveEvery;
-            if (Directory.Exists(outDir) && CheckpointStore.Resolve(outDir) is not null) config["resume"] = outDir;
-            string configPath = Path.Combine(workDir, $"attempt-{lease.Token}.json");
-            AtomicFile.WriteAllText(configPath, config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-
             var queue = job.Queue;
             writer = new JobEventWriter(eventScope.ServiceProvider.GetRequiredService<CatalogDbContext>(), lease, job.LastEventSeq, job.Attempt, clock)
             {
                 StepTook = d => metrics.StepTook(d, queue),
             };
+            string configPath, workDir = JobFolders.WorkDir(catalog.Value.DataDir, job.Id);
+            try
+            {
+                outDir = Path.Combine(workDir, "out");
+                Directory.CreateDirectory(workDir);
+                string dataPath = sp.GetRequiredService<DatasetService>().LocalPath(job.Dataset)
+                    ?? throw new FileNotFoundException($"dataset '{job.Dataset.Name}' has no local file");
+
+                config = JsonNode.Parse(job.ConfigJson)!.AsObject();
+                config["model"] = job.BaseModel.Folder;
+                config["data"] = dataPath;
+                config["out"] = outDir;
+                if (job.ParentVersion is { } parent)
+                    config["init_adapter"] = await ParentAdapter.MaterializeAsync(parent, sp.GetRequiredService<IBlobStore>(), Path.Combine(workDir, "parent"), CancellationToken.None);
+                if (config["save_every"] is null) config["save_every"] = O.DefaultSaveEvery;
+                if (Directory.Exists(outDir) && CheckpointStore.Resolve(outDir) is not null) config["resume"] = outDir;
+                configPath = Path.Combine(workDir, $"attempt-{lease.Token}.json");
+                AtomicFile.WriteAllText(configPath, config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or Peft.Core.PeftUserException)
+            {
+                // The job's inputs are gone (a dataset blob, a parent adapter): no retry can bring them back.
+                metrics.Failed(job.Queue);
+                string error = "preparing the run: " + e.Message;
+                await writer.AppendAsync(State("failed", error), CancellationToken.None);
+                var failedAt = clock.GetUtcNow();
+                await sp.GetRequiredService<JobLeases>().ReleaseAsync(lease, "failed", s => s.SetProperty(j => j.State, JobState.Failed)
+                    .SetProperty(j => j.FinishedAt, failedAt).SetProperty(j => j.Error, error).SetProperty(j => j.ErrorIsPermanent, true), CancellationToken.None);
+                return false;
+            }
             if (lost) return false;
             var command = O.TrainerCommand is { Length: > 0 } c ? c.ToList() : TrainingProcess.DefaultCommand();
             command.AddRange(["--config", configPath]);
