@@ -85,7 +85,9 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
         {
             Name = "ledger.jsonl", MimeType = "application/octet-stream", Buffer = System.Text.Encoding.UTF8.GetBytes(rows),
         });
-        await Expect(page.GetByTestId("dataset-format")).ToHaveTextAsync("jsonl");
+        await Expect(page.GetByTestId("dataset-preview")).ToContainTextAsync("ledger.jsonl: 40 rows");
+        await Expect(page.GetByTestId("dataset-format")).Not.ToHaveTextAsync("unknown");
+        await Expect(page.GetByTestId("dataset-errors")).ToHaveCountAsync(0);
         await Expect(page.GetByTestId("dataset-rows")).ToContainTextAsync("Ledger entry: received");
         var datasetName = page.Locator("input[data-testid=dataset-name], [data-testid=dataset-name] input");
         await datasetName.FillAsync("ledger-journey");
@@ -194,10 +196,15 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
             Assert.Equal(8, (int)config["r"]!);
         }
 
-        // Clone the job: version 2; compare the two versions with sample outputs side by side.
+        // Clone the job with another seed: version 2; compare the two versions with sample outputs side by side.
         await page.GotoAsync("/" + jobPath);
         await BrowserSession.InteractiveAsync(page);
         await page.GetByTestId("job-clone").ClickAsync();
+        var seed = page.Locator("input[data-testid=clone-seed], [data-testid=clone-seed] input");
+        await Expect(seed).ToHaveValueAsync("42");
+        await seed.FillAsync("7");
+        await seed.PressAsync("Tab");
+        await page.GetByTestId("clone-confirm").ClickAsync();
         await Expect(page).Not.ToHaveURLAsync(_session.Url + "/" + jobPath);
         await Expect(page.GetByTestId("job-percent")).ToHaveTextAsync("100 %", new() { Timeout = (float)Training.TotalMilliseconds });
         await Expect(page.GetByTestId("job-result")).ToContainTextAsync($"{Adapter}@2", new() { Timeout = 60_000 });

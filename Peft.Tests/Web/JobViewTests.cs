@@ -1,4 +1,7 @@
+using System.Text.Json.Nodes;
 using Bunit;
+using Microsoft.Extensions.DependencyInjection;
+using MudBlazor;
 using MudBlazor.Services;
 using Peft.Web.Apis;
 using Peft.Web.Components.Jobs;
@@ -132,5 +135,27 @@ public sealed class JobViewTests : IAsyncLifetime
         Assert.Equal("positive", cut.Find("[data-testid=label-top]").TextContent);
         Assert.Equal(["89.9 %", "10.0 %", "< 0.1 %"], cut.FindAll("[data-testid=label-percent]").Select(e => e.TextContent));
         Assert.StartsWith("neutral", rows[2].TextContent.Trim());
+    }
+
+    [Fact]
+    public async Task The_clone_dialog_submits_only_the_values_changed_and_keeps_the_requests_learning_rate_key()
+    {
+        var provider = _ctx.Render<MudDialogProvider>();
+        var dialogs = _ctx.Services.GetRequiredService<IDialogService>();
+        var config = JsonNode.Parse("""{"method":"lora","max_steps":8,"lr":0.005,"seed":42,"r":4}""");
+        var parameters = new DialogParameters<CloneJobDialog> { { d => d.JobId, 3L }, { d => d.AdapterName, "ledger" }, { d => d.Config, config } };
+        IDialogReference? reference = null;
+        await provider.InvokeAsync(async () => reference = await dialogs.ShowAsync<CloneJobDialog>("Clone job", parameters));
+
+        Assert.Equal("42", provider.Find("[data-testid=clone-seed] input, input[data-testid=clone-seed]").GetAttribute("value"));
+        Assert.Equal("0.005", provider.Find("[data-testid=clone-learning_rate] input, input[data-testid=clone-learning_rate]").GetAttribute("value"));
+        await provider.Find("[data-testid=clone-seed] input, input[data-testid=clone-seed]").ChangeAsync(new() { Value = "7" });
+        await provider.Find("[data-testid=clone-learning_rate] input, input[data-testid=clone-learning_rate]").ChangeAsync(new() { Value = "0.01" });
+        await provider.Find("[data-testid=clone-confirm]").ClickAsync(new());
+
+        var result = await reference!.Result;
+        Assert.False(result!.Canceled);
+        var edits = Assert.IsType<JsonObject>(result.Data);
+        Assert.Equal("""{"seed":7,"lr":0.01}""", edits.ToJsonString());
     }
 }
