@@ -95,7 +95,7 @@ public sealed class JobLiveView
         while (_log.Count > MaxLogLines) _log.RemoveFirst();
     }
 
-    /// <summary>The step numbers as x-axis labels (every label kept short; MudChart thins nothing, so long runs show every n-th).</summary>
+    /// <summary>The step numbers as x-axis labels, about a dozen of them shown (blank between) so long runs stay readable.</summary>
     public string[] StepLabels()
     {
         var steps = _steps.Keys.ToList();
