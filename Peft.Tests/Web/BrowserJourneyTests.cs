@@ -81,11 +81,23 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
         // Upload the ledger rows as JSONL: preview, detected format, saved and picked as the job's dataset.
         await page.GetByText("Upload a data file").ClickAsync();
         var rows = string.Join("\n", JobsTestHub.LedgerRows(1, 40)) + "\n";
-        await page.Locator("input[data-testid=dataset-input]").SetInputFilesAsync(new FilePayload
+        var fileInput = page.Locator("input[data-testid=dataset-input]");
+        await Expect(fileInput).ToBeVisibleAsync();
+        // The panel's content may still be settling (InputFile wires its change handler after it renders): if the
+        // preview does not come, the file is chosen again.
+        for (int attempt = 1; ; attempt++)
         {
-            Name = "ledger.jsonl", MimeType = "application/octet-stream", Buffer = System.Text.Encoding.UTF8.GetBytes(rows),
-        });
-        await Expect(page.GetByTestId("dataset-preview")).ToContainTextAsync("ledger.jsonl: 40 rows");
+            await fileInput.SetInputFilesAsync(new FilePayload
+            {
+                Name = "ledger.jsonl", MimeType = "application/octet-stream", Buffer = System.Text.Encoding.UTF8.GetBytes(rows),
+            });
+            try
+            {
+                await Expect(page.GetByTestId("dataset-preview")).ToContainTextAsync("ledger.jsonl: 40 rows", new() { Timeout = 15_000 });
+                break;
+            }
+            catch (PlaywrightException) when (attempt < 3) { }
+        }
         await Expect(page.GetByTestId("dataset-format")).Not.ToHaveTextAsync("unknown");
         await Expect(page.GetByTestId("dataset-errors")).ToHaveCountAsync(0);
         await Expect(page.GetByTestId("dataset-rows")).ToContainTextAsync("Ledger entry: received");

@@ -112,19 +112,19 @@ public sealed class JobViewTests : IAsyncLifetime
     }
 
     [Fact]
-    public void The_job_chart_draws_a_line_per_series_and_says_so_when_there_are_no_steps()
+    public void The_job_chart_says_so_when_there_are_no_steps_and_names_the_unit_of_small_values()
     {
         var view = new JobLiveView();
         var empty = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, true));
         Assert.Equal("No steps yet.", empty.Find("[data-testid=chart-empty]").TextContent);
 
-        for (int i = 1; i <= 5; i++) view.Apply(i, "step", StepJson(i, 3.0 - i * 0.3));
-        view.Apply(6, "eval", """{"type":"eval","step":5,"eval_loss":2.0}""");
-        var chart = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
-        Assert.Empty(chart.FindAll("[data-testid=chart-empty]"));
-        Assert.NotEmpty(chart.FindAll("svg"));
-        Assert.Contains("eval_loss", chart.Markup);
-        Assert.Contains("loss", chart.Markup);
+        for (int i = 1; i <= 5; i++) view.Apply(i, "step", StepJson(i, 3.0 - i * 0.3, lr: 0.0005 * (6 - i)));
+        var loss = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
+        Assert.Empty(loss.FindAll("[data-testid=chart-empty]"));
+        Assert.Empty(loss.FindAll("[data-testid=chart-unit]"));   // a loss of 2.7 is drawn as it is
+        Assert.NotEmpty(loss.FindAll("svg"));
+        var lr = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LearningRateSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
+        Assert.Equal("values × 1e-3", lr.Find("[data-testid=chart-unit]").TextContent);
     }
 
     [Fact]
@@ -160,4 +160,12 @@ public sealed class JobViewTests : IAsyncLifetime
         var edits = Assert.IsType<JsonObject>(result.Data);
         Assert.Equal("""{"seed":7,"lr":0.01}""", edits.ToJsonString());
     }
+
+    [Theory]
+    [InlineData(0.005, 1000.0, -3, 2)]     // a learning rate: drawn ×1e3 (5), ticks every 2
+    [InlineData(7.57, 1.0, 0, 2)]          // a loss of 7.6 as it is, ticks every 2
+    [InlineData(250.0, 1.0, 0, 100)]
+    [InlineData(0.0, 1.0, 0, 1)]
+    public void Chart_axes_scale_small_values_and_space_about_four_ticks(double max, double scale, int exponent, int ticks) =>
+        Assert.Equal(new ChartAxis(scale, exponent, ticks), ChartAxis.For(max));
 }

@@ -182,3 +182,21 @@ public sealed class JobLiveView
         _ => null,
     };
 }
+
+/// <summary>
+/// How a chart draws values up to <see cref="For"/>'s maximum: multiplied by <see cref="Scale"/> (10^-<see cref="Exponent"/>)
+/// when it is below 1 (MudChart's tick spacing is a whole number), so the largest is at least 1, with a tick every <see cref="Ticks"/> (1, 2 or 5 × 10^n; about four ticks).
+/// </summary>
+public sealed record ChartAxis(double Scale, int Exponent, int Ticks)
+{
+    public static ChartAxis For(double max)
+    {
+        if (!double.IsFinite(max) || max <= 0) return new ChartAxis(1, 0, 1);
+        int exponent = 0;
+        while (max * Math.Pow(10, -exponent) < 1 && exponent > -15) exponent--;
+        double top = max * Math.Pow(10, -exponent);
+        double raw = top / 4, magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        double step = new[] { 1, 2, 5, 10 }.Select(m => m * magnitude).First(s => s >= raw);
+        return new ChartAxis(Math.Pow(10, -exponent), exponent, Math.Max(1, (int)Math.Round(step)));
+    }
+}
