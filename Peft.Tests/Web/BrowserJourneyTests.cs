@@ -148,7 +148,7 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
         var row = page.Locator("tr").Filter(new() { Has = page.GetByTestId($"job-link-{jobId}") });
         await Expect(row.GetByTestId("job-state")).ToHaveTextAsync("succeeded");
         await Expect(row).ToContainTextAsync("step 8 of 8");
-        await _session.ShotAsync(page, "22-jobs");
+        await _session.ShotAsync(page, "22-jobs-first");
         var adapterFilter = page.Locator("input[data-testid=filter-adapter], [data-testid=filter-adapter] input");
         await adapterFilter.FillAsync("no-such-adapter");
         await Expect(page.GetByTestId("no-jobs")).ToBeVisibleAsync();
@@ -233,7 +233,21 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
         Assert.Equal([$"{Adapter}@1", $"{Adapter}@2"], labels.Order());
         var v1 = samples[Array.IndexOf(labels, $"{Adapter}@1")];
         Assert.Equal(expected.Trim(), (await v1.GetByTestId("sample-text").InnerTextAsync()).Trim());
+        await page.EvaluateAsync("window.scrollTo(0, 0)");   // the fixed app bar otherwise lands mid-page in a full-page shot
         await _session.ShotAsync(page, "25-compare-samples");
+
+        // Both jobs in the list; the job page in the dark theme on a narrow window.
+        await page.GotoAsync("/jobs");
+        await BrowserSession.InteractiveAsync(page);
+        await Expect(page.GetByTestId("jobs-table").GetByTestId("job-state")).ToHaveTextAsync(["succeeded", "succeeded"]);
+        await _session.ShotAsync(page, "22-jobs");
+        await page.GotoAsync("/" + jobPath);
+        await BrowserSession.InteractiveAsync(page);
+        await page.GetByTestId("theme-toggle").ClickAsync();
+        await Expect(page.GetByTestId("theme-toggle")).ToHaveAttributeAsync("aria-label", "Light theme");
+        await page.SetViewportSizeAsync(420, 860);
+        await Expect(page.GetByTestId("job-percent")).ToHaveTextAsync("100 %");
+        await _session.ShotAsync(page, "26-job-dark-narrow");
         await context.CloseAsync();
     }
 }
