@@ -26,7 +26,7 @@ public static class QuantSuite
     public static BenchTable Run(BenchOptions o, ChildRunner child)
     {
         var table = new BenchTable("quant", "Quantised base weights (QLoRA): memory and speed of a LoRA step",
-            "config", "base", "method", "checkpointing", "batch×seq", "base weight bytes", "linear bytes / fp32", "tokens/s", "step ms", "step peak RSS MB", "load peak RSS MB");
+            "config", "base", "method", "checkpointing", "batch×seq", "base weight bytes", "linear bytes / fp32", "tokens/s", "step ms", "RSS before steps MB", "step peak RSS MB", "load peak RSS MB");
         string cfg = o.Configs?.FirstOrDefault() ?? (o.Quick ? "tiny10m" : "small50m");
         var (b, s) = BenchConfigs.DefaultShape(cfg);
         string dir = Path.Combine(Path.GetTempPath(), "peft-bench-quant-" + Guid.NewGuid().ToString("N"));
@@ -89,6 +89,7 @@ public static class QuantSuite
         using var peft = peftConfig is null ? null : PeftModel.Create(model, peftConfig, seed: 0);
         var trainable = peft is null ? TrainableModel.ForFullFineTune(model) : TrainableModel.ForAdapter(peft);
         ProcessMemory.ResetPeak();
+        double startRss = ProcessMemory.CurrentRssMb();   // what the model (and loading's leftovers) hold before the steps
         var (durations, peakRss, _) = TrainSuite.TimeSteps(trainable, model.VocabSize, batch, seq, warmup, steps, gc);
         double stepS = Stats.Median(durations);
         return new JsonObject
@@ -96,7 +97,7 @@ public static class QuantSuite
             ["config"] = spec["config"]!.GetValue<string>(), ["base"] = kind, ["method"] = method, ["checkpointing"] = gc ? "yes" : "no", ["batch×seq"] = $"{batch}×{seq}",
             ["base weight bytes"] = baseBytes, ["linear bytes / fp32"] = Math.Round(linearRatio, 4),
             ["tokens/s"] = Math.Round(batch * seq / stepS, 1), ["step ms"] = Math.Round(stepS * 1000, 1),
-            ["step peak RSS MB"] = Math.Round(peakRss, 0), ["load peak RSS MB"] = Math.Round(loadPeak, 0),
+            ["RSS before steps MB"] = Math.Round(startRss, 0), ["step peak RSS MB"] = Math.Round(peakRss, 0), ["load peak RSS MB"] = Math.Round(loadPeak, 0),
         };
     }
 }

@@ -133,6 +133,8 @@ public class JobLifecycleTests
         var page = (await hub.Client.GetFromJsonAsync<JsonObject>("/api/jobs?state=succeeded&page_size=2"))!;
         Assert.Equal(3, (int)page["total"]!);
         Assert.Equal(2, page["items"]!.AsArray().Count);
+        Assert.Equal(3, (int)(await hub.Client.GetFromJsonAsync<JsonObject>("/api/jobs?state=succeeded&queue=cpu"))!["total"]!);
+        Assert.Equal(0, (int)(await hub.Client.GetFromJsonAsync<JsonObject>("/api/jobs?queue=gpu"))!["total"]!);
         var metrics = (await hub.Client.GetFromJsonAsync<JsonObject>($"/api/jobs/{a}/metrics"))!;
         Assert.Equal(Steps, metrics["train"]!.AsArray().Count);
 

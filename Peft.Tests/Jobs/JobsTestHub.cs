@@ -30,28 +30,31 @@ public sealed class JobsTestHub : IDisposable
     /// <param name="dataDir">A data dir to reuse (a second host over the first one's catalog and queue); fresh when null.</param>
     public JobsTestHub(Dictionary<string, string?>? settings = null, DatabaseProvider provider = DatabaseProvider.Sqlite, string? dataDir = null)
     {
-        Factory = new HubFactory(dataDir, provider)
-        {
-            Seed = true,
-            Settings =
-            {
-                ["Hub:ModelsDir"] = RepoFiles.Path("models"),
-                ["Hub:CorporaDir"] = _corpora.Path,
-                ["Jobs:RunServer"] = "true",
-                // Long enough that a heartbeat delayed by a loaded machine is not taken for a dead owner; a killed
-                // training child is resumed by its live supervisor at once, without waiting for it.
-                ["Jobs:LeaseTimeout"] = "00:01:00",
-                ["Jobs:HeartbeatInterval"] = "00:00:01",
-                ["Jobs:RecoveryInterval"] = "00:00:01",
-                ["Jobs:QueuePollInterval"] = "00:00:01",
-                ["Jobs:MaxCrashRetries"] = "10",
-                ["Jobs:StopGrace"] = "00:00:10",
-            },
-        };
+        Factory = new HubFactory(dataDir, provider) { Seed = true };
+        foreach (var (k, v) in FastJobSettings(_corpora.Path)) Factory.Settings[k] = v;
         if (provider == DatabaseProvider.Postgres) Factory.Settings["Jobs:Storage"] = "Postgres";
         foreach (var (k, v) in settings ?? []) Factory.Settings[k] = v;
         Client = Factory.CreateClient();
     }
+
+    /// <summary>
+    /// A Hangfire server in the host, the demo model, and leases and polling shortened to seconds (the browser journey
+    /// test uses the same). <paramref name="corporaDir"/> receives uploaded datasets.
+    /// </summary>
+    public static Dictionary<string, string?> FastJobSettings(string corporaDir) => new()
+    {
+        ["Hub:ModelsDir"] = RepoFiles.Path("models"),
+        ["Hub:CorporaDir"] = corporaDir,
+        ["Jobs:RunServer"] = "true",
+        // Long enough that a heartbeat delayed by a loaded machine is not taken for a dead owner; a killed
+        // training child is resumed by its live supervisor at once, without waiting for it.
+        ["Jobs:LeaseTimeout"] = "00:01:00",
+        ["Jobs:HeartbeatInterval"] = "00:00:01",
+        ["Jobs:RecoveryInterval"] = "00:00:01",
+        ["Jobs:QueuePollInterval"] = "00:00:01",
+        ["Jobs:MaxCrashRetries"] = "10",
+        ["Jobs:StopGrace"] = "00:00:10",
+    };
 
     /// <summary>Rows of the bundled Austen corpus past its front matter: enough prose for a few packed 32-token blocks.</summary>
     public async Task UploadTextDatasetAsync(string name = "ledger-small", int rows = 40) =>

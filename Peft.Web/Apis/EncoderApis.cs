@@ -103,7 +103,7 @@ public static class EncoderApis
     }
 
     /// <summary>The request's inputs as token lists (texts through the base's tokenizer).</summary>
-    private static List<IReadOnlyList<int>> Inputs(JsonElement input, EncoderHost host)
+    internal static List<IReadOnlyList<int>> Inputs(JsonElement input, EncoderHost host)
     {
         const string shape = "'input' must be a string, an array of strings, an array of token ids or an array of arrays of token ids";
         List<IReadOnlyList<int>> list = input.ValueKind switch

@@ -30,17 +30,17 @@ public static class JobsApi
 
         api.MapGet("/", async Task<Ok<JobPageDto>> (JobService jobs, CancellationToken ct, string? state = null,
                 [FromQuery(Name = "base_model")] string? baseModel = null, string? adapter = null,
-                [FromQuery(Name = "submitted_by")] string? submittedBy = null, int page = 1, [FromQuery(Name = "page_size")] int pageSize = 20) =>
+                [FromQuery(Name = "submitted_by")] string? submittedBy = null, string? queue = null, int page = 1, [FromQuery(Name = "page_size")] int pageSize = 20) =>
             {
                 JobState? st = null;
                 if (state is not null)
                     st = Enum.TryParse<JobState>(state, ignoreCase: true, out var s) && Enum.IsDefined(s) ? s
                         : throw new PeftUserException($"state: expected queued, running, succeeded, failed or cancelled, got '{state}'", UserErrorKind.BadRequest);
-                return TypedResults.Ok(await jobs.ListAsync(new JobQuery { State = st, BaseModel = baseModel, Adapter = adapter, SubmittedBy = submittedBy, Page = page, PageSize = pageSize }, ct));
+                return TypedResults.Ok(await jobs.ListAsync(new JobQuery { State = st, BaseModel = baseModel, Adapter = adapter, SubmittedBy = submittedBy, Queue = queue, Page = page, PageSize = pageSize }, ct));
             })
             .WithName("ListJobs")
             .WithSummary("List jobs, newest first")
-            .WithDescription("Filters: state, base_model, adapter, submitted_by; paging: page, page_size (1..200).");
+            .WithDescription("Filters: state, base_model, adapter, submitted_by, queue; paging: page, page_size (1..200).");
 
         api.MapGet("/{id:long}", async Task<Ok<JobDto>> (long id, JobService jobs, CancellationToken ct) => TypedResults.Ok(await jobs.GetAsync(id, ct)))
             .WithName("GetJob")

@@ -14,6 +14,7 @@ public sealed record JobEventMessage(long JobId, long Seq, string Type, string J
 public sealed class JobNotifications(IHubContext<JobsHub> hub, ILogger<JobNotifications> logger)
 {
     private readonly ConcurrentDictionary<long, ConcurrentDictionary<Guid, Func<JobEventMessage, Task>>> _subscribers = new();
+    private readonly ConcurrentDictionary<Guid, Func<JobEventMessage, Task>> _everyJob = new();
 
     /// <summary>Calls <paramref name="handler"/> for every new event of <paramref name="jobId"/> until the handle is disposed.</summary>
     public IDisposable Subscribe(long jobId, Func<JobEventMessage, Task> handler)
@@ -26,11 +27,19 @@ public sealed class JobNotifications(IHubContext<JobsHub> hub, ILogger<JobNotifi
         });
     }
 
+    /// <summary>Calls <paramref name="handler"/> for every new event of any job (the jobs list) until the handle is disposed.</summary>
+    public IDisposable SubscribeAll(Func<JobEventMessage, Task> handler)
+    {
+        var id = Guid.NewGuid();
+        _everyJob[id] = handler;
+        return new Subscription(() => _everyJob.TryRemove(id, out _));
+    }
+
     public async Task PublishAsync(JobEventMessage message, CancellationToken ct)
     {
         await hub.Clients.Group(JobsHub.Group(message.JobId)).SendAsync("event", message, ct);
-        if (!_subscribers.TryGetValue(message.JobId, out var handlers)) return;
-        foreach (var handler in handlers.Values)
+        var handlers = _subscribers.TryGetValue(message.JobId, out var forJob) ? forJob.Values.Concat(_everyJob.Values) : _everyJob.Values;
+        foreach (var handler in handlers)
         {
             try { await handler(message); }
             catch (Exception e) when (e is not OperationCanceledException)

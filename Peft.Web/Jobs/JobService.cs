@@ -15,6 +15,7 @@ public sealed record JobQuery
     public string? BaseModel { get; init; }
     public string? Adapter { get; init; }
     public string? SubmittedBy { get; init; }
+    public string? Queue { get; init; }
     public int Page { get; init; } = 1;
     public int PageSize { get; init; } = 20;
 }
@@ -88,6 +89,7 @@ public sealed class JobService(CatalogDbContext db, JobRequestValidator validato
         if (q.BaseModel is { } b) jobs = jobs.Where(j => j.BaseModel.Name == b);
         if (q.Adapter is { } a) jobs = jobs.Where(j => j.AdapterName == a);
         if (q.SubmittedBy is { } u) jobs = jobs.Where(j => j.SubmittedBy == u);
+        if (q.Queue is { } queue) jobs = jobs.Where(j => j.Queue == queue);
         int total = await jobs.CountAsync(ct);
         var items = await jobs.OrderByDescending(j => j.Id).Skip((q.Page - 1) * q.PageSize).Take(q.PageSize).ToListAsync(ct);
         return new JobPageDto(items.Select(j => JobDto.From(j)).ToList(), q.Page, q.PageSize, total);

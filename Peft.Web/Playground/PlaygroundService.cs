@@ -15,6 +15,9 @@ public sealed record PlaygroundTarget(string Label, string? Adapter, MergeSpec? 
 /// <summary>A piece of one answer; <see cref="Finish"/> is set on the last (stop, length, abort).</summary>
 public sealed record PlaygroundDelta(string Text, string? Finish, int Tokens);
 
+/// <summary>One label of a classification and its probability.</summary>
+public sealed record LabelProbability(string Label, double Probability);
+
 /// <summary>An adapter version the server knows, with its memory tier when loaded.</summary>
 public sealed record ServedAdapter(string Name, string Version, string? Tier, long? Bytes, bool Pinned, long Requests);
 
@@ -31,6 +34,8 @@ public sealed class PlaygroundService(IServiceProvider services)
 {
     private InferenceService? _inference;
     private string? _unavailable;
+    private EncoderModels? _encoders;
+    private bool _encodersTried;
 
     private InferenceService? Inference()
     {
@@ -80,6 +85,65 @@ public sealed class PlaygroundService(IServiceProvider services)
             if (d.Token is not null) tokens++;
             if (d.Final is { } f) { yield return new PlaygroundDelta(d.Text, f.Result.FinishReason == "cancelled" ? "abort" : f.Result.FinishReason, f.Result.Tokens.Count); break; }
             if (d.Text.Length > 0) yield return new PlaygroundDelta(d.Text, null, tokens);
+        }
+    }
+
+    // Encoder bases are optional (Serving:Encoders); a broken entry there leaves generation working and classification off.
+    private EncoderModels? Encoders()
+    {
+        if (_encodersTried) return _encoders;
+        _encodersTried = true;
+        try { _encoders = services.GetService<EncoderModels>(); }
+        catch (PeftUserException) { _encoders = null; }
+        return _encoders;
+    }
+
+    /// <summary>The encoder bases served for classification and embeddings (none unless Serving:Encoders lists some).</summary>
+    public async Task<IReadOnlyList<string>> EncoderBasesAsync(CancellationToken ct) =>
+        (await Task.Run(Encoders, ct))?.Hosts.Select(h => h.Name).Order(StringComparer.Ordinal).ToList() ?? [];
+
+    /// <summary>
+    /// True when <paramref name="target"/> answers with labels rather than text: an encoder base, or an adapter whose
+    /// base is one (the same routing as <c>/v1/classify</c>). Anything else, unknown names included, is generation.
+    /// </summary>
+    public async Task<bool> ClassifiesAsync(PlaygroundTarget target, CancellationToken ct)
+    {
+        if (target.Adapter is not { } model || target.Merge is not null) return false;
+        var encoders = await Task.Run(Encoders, ct);
+        if (encoders is null || encoders.Hosts.Count == 0) return false;
+        if (encoders.Hosts.Any(h => string.Equals(h.Name, model, StringComparison.OrdinalIgnoreCase))) return true;
+        try
+        {
+            var (_, lease) = await encoders.ResolveAsync(model, ct);
+            lease?.Dispose();
+            return true;
+        }
+        catch (PeftUserException) { return false; }
+    }
+
+    /// <summary>
+    /// Label probabilities for <paramref name="input"/> (text, or a JSON array of token ids for a base without a
+    /// tokenizer), most likely first, through the same engine as <c>/v1/classify</c>.
+    /// </summary>
+    public async Task<IReadOnlyList<LabelProbability>> ClassifyAsync(string model, string input, CancellationToken ct)
+    {
+        var encoders = await Task.Run(Encoders, ct) ?? throw new PeftUserException("this hub serves no encoder model (set Serving:Encoders)", UserErrorKind.NotFound);
+        if (string.IsNullOrWhiteSpace(input)) throw new PeftUserException("prompt: write a text to classify first", UserErrorKind.BadRequest);
+        System.Text.Json.JsonElement element;
+        try
+        {
+            element = input.TrimStart().StartsWith('[')
+                ? System.Text.Json.JsonDocument.Parse(input).RootElement
+                : System.Text.Json.JsonSerializer.SerializeToElement(input);
+        }
+        catch (System.Text.Json.JsonException e) { throw new PeftUserException($"prompt: token ids must be a JSON array of integers ({e.Message})", UserErrorKind.BadRequest); }
+        var (host, lease) = await encoders.ResolveAsync(model, ct);
+        using (lease)
+        {
+            var inputs = Apis.EncoderApis.Inputs(element, host);
+            if (inputs.Count != 1) throw new PeftUserException("prompt: classify one text (or one list of token ids) at a time", UserErrorKind.BadRequest);
+            var scores = (await host.Engine.ClassifyAsync(inputs, lease, ct))[0];
+            return scores.Labels.Select((l, i) => new LabelProbability(l, scores.Probabilities[i])).OrderByDescending(p => p.Probability).ToList();
         }
     }
 }
