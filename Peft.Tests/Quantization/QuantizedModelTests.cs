@@ -196,6 +196,36 @@ public class QuantizedModelTests
         Assert.True(BitEqual(packed, model.get_parameter("model.layers.0.self_attn.q_proj.weight")!));
     }
 
+    [Fact]
+    public void AdapterGradientsThroughQuantisedLayersEqualThoseThroughTheirDequantisedFloatWeights()
+    {
+        using var scope = torch.NewDisposeScope();
+        var quantised = Load(QuantMethod.Nf4);
+        var dense = AutoModel.FromPretrained(GoldenData.Dir("llama_base"));
+        using (torch.no_grad())
+            foreach (var (name, layer) in QuantizedLoading.QuantisedLayers(quantised))
+                dense.get_parameter(name + ".weight")!.copy_(layer.Quantized!.Dequantize(ScalarType.Float32));
+        var config = () => new LoraConfig { R = 4, TargetModules = StringOrList.Of(Linears), InitLoraWeights = JsonValue.Create(false) };
+        using var q = PeftModel.Create(quantised, config(), seed: 9);
+        using var d = PeftModel.Create(dense, config(), seed: 9);
+        using var ids = Ids();
+        foreach (var (peft, model) in new[] { (q, quantised), (d, dense) })
+        {
+            model.train();
+            using var o = peft.Forward(new ForwardArgs { InputIds = ids });
+            o.Logits.pow(2).mean().backward();
+        }
+        var denseGrads = dense.named_parameters().Where(p => p.parameter.requires_grad).ToDictionary(p => p.name, p => p.parameter.grad);
+        var quantGrads = quantised.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        Assert.Equal(denseGrads.Count, quantGrads.Count);
+        // Every adapter gets its gradient, the first layer's included (the backward passes through each quantised matmul).
+        foreach (var (name, param) in quantGrads)
+        {
+            Assert.True(param.grad is not null && param.grad.abs().sum().item<float>() > 0, $"{name} has no gradient");
+            GoldenData.AssertClose(denseGrads[name]!, param.grad!, 1e-5, name);
+        }
+    }
+
     public static TheoryData<string> Methods => new() { "lora", "dora", "adalora", "ia3" };
 
     private static PeftConfig ConfigFor(string method) => method switch

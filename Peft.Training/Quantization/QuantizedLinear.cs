@@ -46,6 +46,9 @@ public static class QuantizedLinear
             var x = (Tensor)vars[0];
             var layer = (LinearLayer)vars[1];
             ctx.save_data("layer", layer);
+            // Without grad, as PyTorch runs a Function's forward: recorded, the inner linear would save the dequantised
+            // weight in its own graph node, and every layer's would stay alive until backward.
+            using var noGrad = torch.no_grad();
             using var w = layer.Quantized!.Dequantize(x.dtype);
             return nn.functional.linear(x, w);
         }
