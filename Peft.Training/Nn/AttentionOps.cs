@@ -48,7 +48,8 @@ public static class AttentionOps
     {
         double min = MinValue(dtype);
         var zeros = torch.zeros(1, dtype, keep.device);
-        var mins = torch.full(1, min, dtype, keep.device);
+        using Scalar minS = min;
+        var mins = torch.full(1, minS, dtype, keep.device);
         return torch.where(keep, zeros, mins);
     }
 
@@ -87,11 +88,13 @@ public static class AttentionOps
     {
         using var scope = torch.NewDisposeScope();
         var scores = q.matmul(k.transpose(-1, -2));
-        if (scale != 1.0) scores = scores * scale;
+        // Scalars held by locals until the native calls return: TorchSharp leaves an implicit temporary to its finalizer, which under GC pressure can free it mid-call ("Unknown scalar type").
+        using Scalar scaleS = scale, minS = MinValue(scores.dtype);
+        if (scale != 1.0) scores = scores * scaleS;
         if (bias is not null) scores = scores + bias;
-        if (masked is not null) scores = scores.masked_fill(masked, MinValue(scores.dtype));
+        if (masked is not null) scores = scores.masked_fill(masked, minS);
         if (additiveMask is not null) scores = scores + additiveMask;
-        if (clampToMin) scores = torch.maximum(scores, torch.full(1, MinValue(scores.dtype), scores.dtype, scores.device));
+        if (clampToMin) scores = torch.maximum(scores, torch.full(1, minS, scores.dtype, scores.device));
         var probs = scores.softmax(-1, ScalarType.Float32).to(q.dtype);
         if (dropout is not null) probs = dropout(probs);
         return probs.matmul(v).MoveToOuterDisposeScope();

@@ -24,8 +24,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var dtype = x.dtype;
         var h = x.to(ScalarType.Float32);
-        var variance = h.pow(2).mean([-1L], keepdim: true);
-        h = h * torch.rsqrt(variance + _eps);
+        // Scalars held by locals until the native calls return: TorchSharp leaves an implicit temporary to its finalizer, which under GC pressure can free it mid-call ("Unknown scalar type").
+        using Scalar two = 2, eps = _eps;
+        var variance = h.pow(two).mean([-1L], keepdim: true);
+        h = h * torch.rsqrt(variance + eps);
         return (_weight * h.to(dtype)).MoveToOuterDisposeScope();
     }
 }

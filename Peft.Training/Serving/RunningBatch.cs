@@ -69,7 +69,8 @@ internal sealed class RunningBatch : IDisposable
         var last = Rows.Select(r => (long)r.Generated[^1].TokenId).ToArray();
         var ids = torch.tensor(last, device: device).view(Rows.Count, 1);
         var mask = torch.cat([_mask, torch.ones(Rows.Count, 1, dtype: ScalarType.Int64, device: device)], 1);
-        var positions = mask.sum(-1, keepdim: true) - 1;
+        using Scalar one = 1;   // held past the native call: an implicit temporary can be finalized mid-call
+        var positions = mask.sum(-1, keepdim: true) - one;
         using var output = forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = _cache }, Rows.Select(r => r.RowName).ToList());
         var logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu();
         vocab = logits.shape[1];

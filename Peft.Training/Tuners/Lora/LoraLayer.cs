@@ -189,7 +189,11 @@ public sealed partial class LoraLayer : IAdapterLayer
             {
                 var xa = x.to(ScalarType.Float32);
                 if (s.UseDora) result = result + DoraDelta(name, Dropout(name, xa)).to(outDtype);
-                else result = result + (_loraB![name].forward(_loraA![name].forward(Dropout(name, xa))) * s.Scaling).to(outDtype);
+                else
+                {
+                    using Scalar scaling = s.Scaling;   // held past the native call: an implicit temporary can be finalized mid-call
+                    result = result + (_loraB![name].forward(_loraA![name].forward(Dropout(name, xa))) * scaling).to(outDtype);
+                }
             }
             else
             {
@@ -225,8 +229,9 @@ public sealed partial class LoraLayer : IAdapterLayer
             if (s.UseDora) throw new PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
             var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
             var sub = x.index_select(0, idx);
+            using Scalar scaling = s.Scaling;   // held past the native call: an implicit temporary can be finalized mid-call
             Tensor delta = _linear is not null
-                ? _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * s.Scaling
+                ? _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * scaling
                 : EmbeddingDelta(name, sub);
             result = result.index_add(0, idx, delta.to(outDtype), 1);
         }
