@@ -40,6 +40,7 @@ public static class QuantizedLoading
 
     internal static PretrainedModel Load(string modelDir, ModelConfig config, ModelLoadOptions options, QuantizationConfig q)
     {
+        NativeHeap.FixMmapThreshold();
         var target = options.Device ?? torch.CPU;
         // Built on the CPU with uninitialised storage: pages of linear weights are never touched before they are
         // replaced by their quantised form, so the float model is never resident.
