@@ -110,7 +110,9 @@ internal sealed class Seq2SeqStepper : IDecodeStepper
         _start = decoderStart;
         _encoderIds = ids;
         _encoderMask = mask.alias().DetachFromDisposeScope();
-        Prompt = torch.full(ids.shape[0] * beams, 1, decoderStart, ScalarType.Int64, runner.Model.Device);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar start = decoderStart;
+        Prompt = torch.full(ids.shape[0] * beams, 1, start, ScalarType.Int64, runner.Model.Device);
         _cache = new KvCache(runner.Model.NumDecoderLayers);
     }
 
@@ -133,7 +135,8 @@ internal sealed class Seq2SeqStepper : IDecodeStepper
     {
         long batch = _encoderIds.shape[0];
         Tensor logits;
-        using (var first = torch.full(batch, 1, _start, ScalarType.Int64, _encoderIds.device))
+        using Scalar start = _start;
+        using (var first = torch.full(batch, 1, start, ScalarType.Int64, _encoderIds.device))
         using (var output = _runner.Forward(new ForwardArgs
         {
             InputIds = _encoderIds,
@@ -147,7 +150,8 @@ internal sealed class Seq2SeqStepper : IDecodeStepper
                 .alias().DetachFromDisposeScope();
         }
         if (_beams == 1) return logits;
-        using var rows = torch.arange(batch, device: _encoderIds.device).repeat_interleave(_beams);
+        using Scalar batchEnd = batch;
+        using var rows = torch.arange(batchEnd, device: _encoderIds.device).repeat_interleave(_beams);
         _cache.IndexSelect(rows);
         var encoded = _encoded;
         DecodeSteppers.Swap(ref encoded, encoded.index_select(0, rows));

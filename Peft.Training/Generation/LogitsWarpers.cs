@@ -23,7 +23,9 @@ public static class LogitsWarpers
     public static Tensor Temperature(Tensor scores, double temperature)
     {
         if (!(temperature > 0)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature must be > 0");
-        return scores / temperature;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar divisor = temperature;
+        return scores / divisor;
     }
 
     /// <summary>Keeps every token whose score is ≥ the k-th largest (ties at the threshold survive, as in transformers).</summary>
@@ -33,7 +35,8 @@ public static class LogitsWarpers
         using var scope = torch.NewDisposeScope();
         long k = Math.Min(Math.Max(topK, minTokensToKeep), scores.shape[^1]);
         var kth = scores.topk((int)k, dim: -1, largest: true, sorted: true).values.narrow(-1, k - 1, 1);
-        return scores.masked_fill(scores < kth, double.NegativeInfinity).MoveToOuterDisposeScope();
+        using Scalar negInf = double.NegativeInfinity;
+        return scores.masked_fill(scores < kth, negInf).MoveToOuterDisposeScope();
     }
 
     /// <summary>Keeps the smallest set of most likely tokens whose probabilities sum to ≥ p (at least minTokensToKeep).</summary>
@@ -44,11 +47,12 @@ public static class LogitsWarpers
         // Ascending sort: a token is dropped when the mass of everything below it (itself included) is ≤ 1 - p.
         var (sorted, order) = scores.sort(-1, descending: false);
         var cumulative = sorted.softmax(-1).cumsum(-1);
-        var remove = cumulative <= 1 - topP;
+        using Scalar droppedMass = 1 - topP, keepFlag = false, negInf = double.NegativeInfinity;
+        var remove = cumulative <= droppedMass;
         long vocab = scores.shape[^1];
         long keep = Math.Min(minTokensToKeep, vocab);
-        remove.narrow(-1, vocab - keep, keep).fill_(false);
+        remove.narrow(-1, vocab - keep, keep).fill_(keepFlag);
         var removeByToken = remove.scatter(-1, order, remove);
-        return scores.masked_fill(removeByToken, double.NegativeInfinity).MoveToOuterDisposeScope();
+        return scores.masked_fill(removeByToken, negInf).MoveToOuterDisposeScope();
     }
 }

@@ -77,8 +77,10 @@ public static class TextGenerator
     {
         if (s.PadTokenId is long pad && !s.EosTokenIds.Contains(pad))
         {
-            using var hasPad = ids.eq(pad).any();
-            if (hasPad.item<bool>()) return ids.ne(pad).to(ScalarType.Int64);
+            // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+            using Scalar padId = pad;
+            using var hasPad = ids.eq(padId).any();
+            if (hasPad.item<bool>()) return ids.ne(padId).to(ScalarType.Int64);
         }
         return torch.ones_like(ids);
     }
@@ -87,8 +89,9 @@ public static class TextGenerator
     internal static Tensor PromptPositions(Tensor mask)
     {
         using var scope = torch.NewDisposeScope();
-        var pos = mask.cumsum(-1) - 1;
-        return pos.masked_fill(mask.eq(0), 1).MoveToOuterDisposeScope();
+        using Scalar zero = 0, one = 1;
+        var pos = mask.cumsum(-1) - one;
+        return pos.masked_fill(mask.eq(zero), one).MoveToOuterDisposeScope();
     }
 
     /// <summary>Grows the mask by a column of ones; returns it with the new token's position (its count of real tokens - 1).</summary>
@@ -96,7 +99,8 @@ public static class TextGenerator
     {
         using var scope = torch.NewDisposeScope();
         var grown = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype: mask.dtype, device: mask.device)], 1);
-        var pos = grown.sum(-1, keepdim: true) - 1;
+        using Scalar one = 1;
+        var pos = grown.sum(-1, keepdim: true) - one;
         return (grown.MoveToOuterDisposeScope(), pos.MoveToOuterDisposeScope());
     }
 

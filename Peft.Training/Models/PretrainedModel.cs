@@ -151,6 +151,8 @@ public abstract class PretrainedModel : nn.Module
         using var noGrad = torch.no_grad();
         using var gen = new Generator((ulong)seed, Device);
         double std = Config.TryGetDouble("initializer_range", "init_std") ?? 0.02;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar one = 1;
         foreach (var (path, module) in named_modules())
         {
             bool Want(string param) => only is null || only.Contains(path.Length == 0 ? param : $"{path}.{param}");
@@ -165,10 +167,10 @@ public abstract class PretrainedModel : nn.Module
                     if (emb.PaddingIdx is long pad) emb.weight[pad].zero_();
                     break;
                 case RmsNorm rms when Want("weight"):
-                    rms.weight.fill_(1);
+                    rms.weight.fill_(one);
                     break;
                 case LayerNormLayer ln:
-                    if (Want("weight")) ln.weight.fill_(1);
+                    if (Want("weight")) ln.weight.fill_(one);
                     if (Want("bias")) ln.bias?.zero_();
                     break;
             }

@@ -82,13 +82,20 @@ public static class TaskHeads
         long b = logits.shape[0], s = logits.shape[1];
         if (padTokenId is null && b != 1) throw new ArgumentException("Cannot handle batch sizes > 1 if no padding token is defined (set pad_token_id in config.json)");
         Tensor index;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
         if (padTokenId is int pad && inputIds is not null)
         {
-            var firstPad = inputIds.eq(pad).to(ScalarType.Int32).argmax(-1);
-            index = (firstPad - 1).remainder(inputIds.shape[^1]);
+            using Scalar padId = pad, one = 1, length = inputIds.shape[^1];
+            var firstPad = inputIds.eq(padId).to(ScalarType.Int32).argmax(-1);
+            index = (firstPad - one).remainder(length);
         }
-        else index = torch.full(b, s - 1, ScalarType.Int64, logits.device);
-        var rows = torch.arange(b, device: logits.device);
+        else
+        {
+            using Scalar lastPosition = s - 1;
+            index = torch.full(b, lastPosition, ScalarType.Int64, logits.device);
+        }
+        using Scalar batch = b;
+        var rows = torch.arange(batch, device: logits.device);
         return logits[rows, index.to(ScalarType.Int64)].MoveToOuterDisposeScope();
     }
 

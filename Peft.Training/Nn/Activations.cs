@@ -20,7 +20,9 @@ public static class Activations
     public static Tensor GeluTanh(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var inner = (x + x.pow(3) * 0.044715) * Math.Sqrt(2.0 / Math.PI);
-        return (x * 0.5 * (inner.tanh() + 1.0)).MoveToOuterDisposeScope();
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar three = 3, cubeCoef = 0.044715, sqrtTwoOverPi = Math.Sqrt(2.0 / Math.PI), half = 0.5, one = 1.0;
+        var inner = (x + x.pow(three) * cubeCoef) * sqrtTwoOverPi;
+        return (x * half * (inner.tanh() + one)).MoveToOuterDisposeScope();
     }
 }

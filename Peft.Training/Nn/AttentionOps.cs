@@ -26,10 +26,16 @@ public static class AttentionOps
     {
         using var scope = torch.NewDisposeScope();
         long keyLen = pastLen + queryLen;
-        var q = torch.arange(pastLen, keyLen, device: device).unsqueeze(1);   // absolute query positions
-        var k = torch.arange(keyLen, device: device).unsqueeze(0);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar queryStart = pastLen, keyEnd = keyLen;
+        var q = torch.arange(queryStart, keyEnd, device: device).unsqueeze(1);   // absolute query positions
+        var k = torch.arange(keyEnd, device: device).unsqueeze(0);
         var allowed = k <= q;
-        if (slidingWindow is long w) allowed = allowed & (k > q - w);
+        if (slidingWindow is long w)
+        {
+            using Scalar window = w;
+            allowed = allowed & (k > q - window);
+        }
         var keep = allowed.unsqueeze(0).unsqueeze(0);
         if (attentionMask is not null)
             keep = keep.expand(batch, 1, queryLen, keyLen) & attentionMask.to(ScalarType.Bool).view(batch, 1, 1, keyLen);
@@ -88,7 +94,6 @@ public static class AttentionOps
     {
         using var scope = torch.NewDisposeScope();
         var scores = q.matmul(k.transpose(-1, -2));
-        // Scalars held by locals until the native calls return: TorchSharp leaves an implicit temporary to its finalizer, which under GC pressure can free it mid-call ("Unknown scalar type").
         using Scalar scaleS = scale, minS = MinValue(scores.dtype);
         if (scale != 1.0) scores = scores * scaleS;
         if (bias is not null) scores = scores + bias;

@@ -19,11 +19,17 @@ public sealed class DropoutSource
     public Tensor Apply(Tensor x, double p, bool training)
     {
         if (!training || p <= 0) return x;
-        if (p >= 1) return x * 0;
+        if (p >= 1)
+        {
+            // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+            using Scalar zero = 0;
+            return x * zero;
+        }
         if (Generator is not { } gen) return nn.functional.dropout(x, p, true);
         using var scope = torch.NewDisposeScope();
         var keep = torch.empty_like(x).bernoulli_(1 - p, gen);
-        return (x * keep / (1 - p)).MoveToOuterDisposeScope();
+        using Scalar keepProb = 1 - p;
+        return (x * keep / keepProb).MoveToOuterDisposeScope();
     }
 
     /// <summary>The generator's state (null without one), saved so a checkpointed recompute redraws the same masks.</summary>

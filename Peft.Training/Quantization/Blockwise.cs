@@ -71,7 +71,9 @@ public static class Blockwise
         var f = w.to(ScalarType.Float32);
         var scb = f.abs().amax([1]);
         // 127/absmax as PyTorch's scalar / tensor computes it: reciprocal, then × 127. An all-zero row stays 0.
-        var scale = scb.reciprocal().mul(127.0).nan_to_num(0, 0, 0);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar int8Max = 127.0;
+        var scale = scb.reciprocal().mul(int8Max).nan_to_num(0, 0, 0);
         var q = f.mul(scale.unsqueeze(1)).round().to(ScalarType.Int8);
         return (q.MoveToOuterDisposeScope(), scb.MoveToOuterDisposeScope());
     }
@@ -80,7 +82,8 @@ public static class Blockwise
     public static Tensor DequantizeInt8Rows(Tensor q, Tensor scb, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var w = q.to(ScalarType.Float32).mul(scb.view(-1, 1)).mul(7.874015718698502e-3);
+        using Scalar inv127 = 7.874015718698502e-3;
+        var w = q.to(ScalarType.Float32).mul(scb.view(-1, 1)).mul(inv127);
         return w.to(dtype).MoveToOuterDisposeScope();
     }
 
@@ -108,6 +111,7 @@ public static class Blockwise
         var absmax = torch.empty(blocks, ScalarType.Float32, a.device);
         var indices = torch.empty(n, ScalarType.Int64, a.device);
         long chunkBlocks = Math.Max(1, ChunkElements / blockSize);
+        using Scalar minusOne = -1, one = 1;
         for (long b0 = 0; b0 < blocks; b0 += chunkBlocks)
         {
             using var scope = torch.NewDisposeScope();
@@ -121,14 +125,14 @@ public static class Blockwise
                 var blk = x.narrow(0, 0, fullBlocks * blockSize).view(fullBlocks, blockSize);
                 var m = blk.abs().amax([1]);
                 absmax.narrow(0, b0, fullBlocks).copy_(m);
-                parts.Add(blk.mul(m.reciprocal().view(-1, 1)).clamp(-1, 1).reshape(-1));
+                parts.Add(blk.mul(m.reciprocal().view(-1, 1)).clamp(minusOne, one).reshape(-1));
             }
             if (rem > 0)
             {
                 var tail = x.narrow(0, fullBlocks * blockSize, rem);
                 var m = tail.abs().max();
                 absmax[b0 + fullBlocks].copy_(m);
-                parts.Add(tail.mul(m.reciprocal()).clamp(-1, 1));
+                parts.Add(tail.mul(m.reciprocal()).clamp(minusOne, one));
             }
             var scaled = parts.Count == 1 ? parts[0] : torch.cat(parts);
             indices.narrow(0, start, len).copy_(NearestIndex(scaled, code));

@@ -49,6 +49,8 @@ public static class QuantCodes
     private static float[] BuildDynamic()
     {
         var data = new List<float>(256);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar two = 2.0;
         for (int i = 0; i < 7; i++)
         {
             int items = (1 << i) + 1;
@@ -56,10 +58,11 @@ public static class QuantCodes
             using var lo = b.narrow(0, 0, items - 1);
             using var hi = b.narrow(0, 1, items - 1);
             using var sum = lo + hi;
-            using var means = sum / 2.0;
+            using var means = sum / two;
             double scale = Math.Pow(10, i - 6);
-            using var pos = means * scale;
-            using var neg = means * -scale;
+            using Scalar posScale = scale, negScale = -scale;
+            using var pos = means * posScale;
+            using var neg = means * negScale;
             data.AddRange(pos.data<float>().ToArray());
             data.AddRange(neg.data<float>().ToArray());
         }

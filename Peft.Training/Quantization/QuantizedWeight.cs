@@ -79,7 +79,9 @@ public sealed class QuantizedWeight : IDisposable
     {
         if (NestedAbsmax is null) return Absmax.alias();
         using var d = Blockwise.DequantizeBlockwise8(Absmax, NestedAbsmax, NestedCode, NestedBlockSize);
-        return d.add(Offset);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar offset = Offset;
+        return d.add(offset);
     }
 
     /// <summary>The [out, in] weight in <paramref name="dtype"/> (a new tensor).</summary>

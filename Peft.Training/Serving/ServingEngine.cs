@@ -197,7 +197,9 @@ public sealed class ServingEngine : IDisposable
                 var device = _peft.BaseModel.Device;
                 var ids = torch.tensor(r.Prompt.Select(t => (long)t).ToArray(), device: device).view(1, r.Prompt.Count);
                 var mask = torch.ones_like(ids);
-                var positions = torch.arange(r.Prompt.Count, device: device).view(1, r.Prompt.Count);
+                // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+                using Scalar promptLen = r.Prompt.Count;
+                var positions = torch.arange(promptLen, device: device).view(1, r.Prompt.Count);
                 using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache }, [r.RowName]);
                 logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu().data<float>().ToArray();
             }

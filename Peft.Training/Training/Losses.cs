@@ -10,7 +10,17 @@ namespace Peft.Training.Training;
 public readonly record struct LossSum(Tensor Sum, long Count)
 {
     /// <summary>Mean over counted items (0 when nothing was counted, instead of NaN).</summary>
-    public Tensor Mean() => Count > 0 ? Sum / Count : Sum * 0;
+    public Tensor Mean()
+    {
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        if (Count > 0)
+        {
+            using Scalar count = Count;
+            return Sum / count;
+        }
+        using Scalar zero = 0;
+        return Sum * zero;
+    }
 }
 
 /// <summary>Task losses with transformers' conventions: labels of -100 are ignored.</summary>
@@ -34,7 +44,8 @@ public static class Losses
         long s = logits.shape[1];
         if (labels.shape[1] != s)
             throw new ArgumentException($"logits have {s} positions but labels have {labels.shape[1]}");
-        var shiftLabels = torch.cat([labels.narrow(1, 1, s - 1), torch.full(labels.shape[0], 1, IgnoreIndex, labels.dtype, labels.device)], 1);
+        using Scalar ignoreId = IgnoreIndex;
+        var shiftLabels = torch.cat([labels.narrow(1, 1, s - 1), torch.full(labels.shape[0], 1, ignoreId, labels.dtype, labels.device)], 1);
         return Finish(TokenSum(logits, shiftLabels), shiftLabels);
     }
 
@@ -63,10 +74,15 @@ public static class Losses
 
     private static LossSum Finish(Tensor sum, Tensor labels)
     {
-        using var counted = labels.ne(IgnoreIndex).sum();
+        using Scalar ignoreId = IgnoreIndex;
+        using var counted = labels.ne(ignoreId).sum();
         return new LossSum(sum.MoveToOuterDisposeScope(), counted.item<long>());
     }
 
-    private static Tensor PrependIgnored(Tensor labels, int n) =>
-        n <= 0 ? labels : torch.cat([torch.full(labels.shape[0], n, IgnoreIndex, ScalarType.Int64, labels.device), labels], 1);
+    private static Tensor PrependIgnored(Tensor labels, int n)
+    {
+        if (n <= 0) return labels;
+        using Scalar ignoreId = IgnoreIndex;
+        return torch.cat([torch.full(labels.shape[0], n, ignoreId, ScalarType.Int64, labels.device), labels], 1);
+    }
 }

@@ -35,11 +35,19 @@ public abstract class Optimizer : IDisposable
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         foreach (var g in Groups)
+        {
+            var withGrad = new List<(NamedParameter Param, Tensor Grad)>(g.Parameters.Count);
             foreach (var p in g.Parameters)
-                if (p.Parameter.grad is { } grad) Update(p, grad, g.LearningRate * lrFactor, g.WeightDecay);
+                if (p.Parameter.grad is { } grad) withGrad.Add((p, grad));
+            if (withGrad.Count > 0) UpdateGroup(withGrad, g.LearningRate * lrFactor, g.WeightDecay);
+        }
     }
 
-    protected abstract void Update(NamedParameter p, Tensor grad, double lr, double weightDecay);
+    /// <summary>
+    /// Updates one group's parameters that have a grad, in order. A whole group at a time so that the Scalars shared by
+    /// its parameters (rate, decay, betas) are made once per step, not once per parameter.
+    /// </summary>
+    protected abstract void UpdateGroup(IReadOnlyList<(NamedParameter Param, Tensor Grad)> parameters, double lr, double weightDecay);
 
     /// <summary>Drops every gradient (torch's <c>zero_grad(set_to_none=True)</c>).</summary>
     public void ZeroGrad()
@@ -80,19 +88,27 @@ public sealed class AdamW(IReadOnlyList<ParamGroup> groups, double beta1 = 0.9, 
 
     private readonly Dictionary<string, Slot> _state = new();
 
-    protected override void Update(NamedParameter p, Tensor grad, double lr, double weightDecay)
+    protected override void UpdateGroup(IReadOnlyList<(NamedParameter Param, Tensor Grad)> parameters, double lr, double weightDecay)
     {
-        if (!_state.TryGetValue(p.Name, out var s))
-            _state[p.Name] = s = new Slot(NewState(p.Parameter), NewState(p.Parameter));
-        s.Step++;
-        var param = p.Parameter;
-        if (weightDecay != 0) param.mul_(1 - lr * weightDecay);
-        s.ExpAvg.mul_(beta1).add_(grad, 1 - beta1);
-        s.ExpAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-        double bc1 = 1 - Math.Pow(beta1, s.Step);
-        double bc2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, s.Step));
-        using var denom = s.ExpAvgSq.sqrt().div_(bc2Sqrt).add_(eps);
-        param.addcdiv_(s.ExpAvg, denom, -lr / bc1);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar decayFactor = 1 - lr * weightDecay, avgKeep = beta1, avgWeight = 1 - beta1,
+            sqKeep = beta2, sqWeight = 1 - beta2, epsilon = eps;
+        foreach (var (p, grad) in parameters)
+        {
+            if (!_state.TryGetValue(p.Name, out var s))
+                _state[p.Name] = s = new Slot(NewState(p.Parameter), NewState(p.Parameter));
+            s.Step++;
+            var param = p.Parameter;
+            if (weightDecay != 0) param.mul_(decayFactor);
+            s.ExpAvg.mul_(avgKeep).add_(grad, avgWeight);
+            s.ExpAvgSq.mul_(sqKeep).addcmul_(grad, grad, sqWeight);
+            double bc1 = 1 - Math.Pow(beta1, s.Step);
+            double bc2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, s.Step));
+            // The bias corrections follow each tensor's own step count, so these two are per parameter.
+            using Scalar sqrtCorrection2 = bc2Sqrt, stepSize = -lr / bc1;
+            using var denom = s.ExpAvgSq.sqrt().div_(sqrtCorrection2).add_(epsilon);
+            param.addcdiv_(s.ExpAvg, denom, stepSize);
+        }
     }
 
     public override IEnumerable<KeyValuePair<string, Tensor>> StateTensors()
@@ -134,16 +150,20 @@ public sealed class Sgd(IReadOnlyList<ParamGroup> groups, double momentum = 0) :
 {
     private readonly Dictionary<string, Tensor> _momentum = new();
 
-    protected override void Update(NamedParameter p, Tensor grad, double lr, double weightDecay)
+    protected override void UpdateGroup(IReadOnlyList<(NamedParameter Param, Tensor Grad)> parameters, double lr, double weightDecay)
     {
-        var d = weightDecay != 0 ? grad.add(p.Parameter, weightDecay) : grad;
-        if (momentum != 0)
+        using Scalar decay = weightDecay, mu = momentum, negLr = -lr;
+        foreach (var (p, grad) in parameters)
         {
-            if (_momentum.TryGetValue(p.Name, out var buf)) buf.mul_(momentum).add_(d);
-            else _momentum[p.Name] = buf = d.clone().DetachFromDisposeScope();
-            d = buf;
+            var d = weightDecay != 0 ? grad.add(p.Parameter, decay) : grad;
+            if (momentum != 0)
+            {
+                if (_momentum.TryGetValue(p.Name, out var buf)) buf.mul_(mu).add_(d);
+                else _momentum[p.Name] = buf = d.clone().DetachFromDisposeScope();
+                d = buf;
+            }
+            p.Parameter.add_(d, negLr);
         }
-        p.Parameter.add_(d, -lr);
     }
 
     public override IEnumerable<KeyValuePair<string, Tensor>> StateTensors() =>

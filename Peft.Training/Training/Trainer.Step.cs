@@ -19,6 +19,8 @@ public sealed partial class Trainer
         long items = batches.Sum(rows => rows.Sum(r => r.LossItems(_collator.Task, _model.VirtualTokens)));
         double loss = 0;
         var hooks = _model.Hooks;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar windowItems = Math.Max(1, items), microBatches = count;
         foreach (var rows in batches)
         {
             using var scope = torch.NewDisposeScope();
@@ -28,8 +30,8 @@ public sealed partial class Trainer
             // The graph keeps what backward needs (the log-softmax), not the logits: free them before backward runs.
             output.Logits.Dispose();
             // Normalised by the label count of the whole window: accumulation matches one big batch exactly.
-            var micro = sum / Math.Max(1, items);
-            if (hooks?.ExtraLoss() is { } extra) micro = micro + extra / count;
+            var micro = sum / windowItems;
+            if (hooks?.ExtraLoss() is { } extra) micro = micro + extra / microBatches;
             micro.backward();
             loss += micro.ToDouble();
             _tokensThisRun += batch.Tokens;
@@ -74,7 +76,11 @@ public sealed partial class Trainer
         if (_o.MaxGradNorm > 0)
         {
             double coef = _o.MaxGradNorm / (total + 1e-6);
-            if (coef < 1) foreach (var g in grads) g.mul_(coef);
+            if (coef < 1)
+            {
+                using Scalar clipCoef = coef;
+                foreach (var g in grads) g.mul_(clipCoef);
+            }
         }
         return total;
     }

@@ -104,7 +104,9 @@ public static class MergeUtilities
             _ => throw new ArgumentOutOfRangeException(nameof(method), method, "Unknown majority sign method."),
         };
         // +1 where tally ≥ 0, else −1; broadcast over the task dimension.
-        var majority = tally.ge(0).to_type(sign.dtype) * 2 - 1;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar zero = 0, two = 2, one = 1;
+        var majority = tally.ge(zero).to_type(sign.dtype) * two - one;
         return sign.eq(majority).MoveToOuterDisposeScope();
     }
 
@@ -116,7 +118,8 @@ public static class MergeUtilities
         using var scope = NewDisposeScope();
         var mask = majorityMask.to_type(stackedWeighted.dtype);
         var total = (stackedWeighted * mask).sum(dim: 0);
-        var count = mask.sum(dim: 0).clamp_min(1.0);
+        using Scalar minCount = 1.0;
+        var count = mask.sum(dim: 0).clamp_min(minCount);
         return (total / count).MoveToOuterDisposeScope();
     }
 
@@ -147,7 +150,8 @@ public static class MergeUtilities
         if (k > 0)
         {
             var (_, indices) = flat.abs().topk(k);
-            mask.index_fill_(0, indices, 1);
+            using Scalar one = 1;
+            mask.index_fill_(0, indices, one);
         }
         return t * mask.view(t.shape);
     }
@@ -157,9 +161,10 @@ public static class MergeUtilities
         // density 0 drops everything; returning zeros avoids PEFT's 0/0 = NaN when rescaling.
         if (density == 0)
             return zeros_like(t);
-        var mask = bernoulli(full_like(t, density), generator);
+        using Scalar keepProb = density;
+        var mask = bernoulli(full_like(t, keepProb), generator);
         var pruned = t * mask;
-        return rescale ? pruned / density : pruned;
+        return rescale ? pruned / keepProb : pruned;
     }
 
     private static void Validate(IReadOnlyList<Tensor> tasks, IReadOnlyList<double> weights)

@@ -46,11 +46,18 @@ internal sealed class BertEmbeddings : nn.Module
     /// </summary>
     private Tensor DefaultPositions(Tensor? ids, long b, long s, long past, Device device)
     {
-        if (!_c.IsRoberta) return torch.arange(past, past + s, device: device).unsqueeze(0).expand(b, s);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar first = past, end = past + s;
+        if (!_c.IsRoberta) return torch.arange(first, end, device: device).unsqueeze(0).expand(b, s);
         long pad = _c.PadTokenId;
-        if (ids is null) return torch.arange(pad + 1, pad + 1 + s, device: device).unsqueeze(0).expand(b, s);
-        var real = ids.ne(pad).to(ScalarType.Int64);
-        return (real.cumsum(1) + past) * real + pad;
+        using Scalar padId = pad;
+        if (ids is null)
+        {
+            using Scalar firstAfterPad = pad + 1, endAfterPad = pad + 1 + s;
+            return torch.arange(firstAfterPad, endAfterPad, device: device).unsqueeze(0).expand(b, s);
+        }
+        var real = ids.ne(padId).to(ScalarType.Int64);
+        return (real.cumsum(1) + first) * real + padId;
     }
 }
 

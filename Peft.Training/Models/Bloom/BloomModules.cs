@@ -122,7 +122,9 @@ internal sealed class BloomBackbone : nn.Module
         var mask = args.AttentionMask ?? torch.ones(b, past + s, ScalarType.Int64, embeds.device);
         var hidden = word_embeddings_layernorm.forward(embeds);
         // ALiBi: slope_h · (key position), key positions counted over the mask so padding does not shift them.
-        var keyPos = ((mask.cumsum(1, ScalarType.Int64) - 1) * mask).to(ScalarType.Float32);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar one = 1;
+        var keyPos = ((mask.cumsum(1, ScalarType.Int64) - one) * mask).to(ScalarType.Float32);
         var slopes = torch.tensor(_slopes, ScalarType.Float32, embeds.device).view(1, -1, 1, 1);
         var alibi = (slopes * keyPos.view(b, 1, 1, -1)).to(hidden.dtype);
         var masked = AttentionOps.CausalKeep(mask, b, s, past, hidden.device).logical_not();

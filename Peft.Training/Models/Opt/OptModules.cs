@@ -129,10 +129,12 @@ internal sealed class OptModel : nn.Module
         long past = args.Cache?.Length ?? 0;
         var mask = args.AttentionMask ?? torch.ones(b, past + s, ScalarType.Int64, embeds.device);
         // Positions come from the mask (padding-aware): cumsum(mask)·mask − 1, then the offset of 2.
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar one = 1, offset = 2;
         var positions = args.PositionIds
-            ?? ((mask.cumsum(1, ScalarType.Int64) * mask - 1).narrow(1, past, s));
+            ?? ((mask.cumsum(1, ScalarType.Int64) * mask - one).narrow(1, past, s));
         if (d.project_in is not null) embeds = d.project_in.forward(embeds);
-        var hidden = embeds + d.embed_positions.forward(positions + 2);
+        var hidden = embeds + d.embed_positions.forward(positions + offset);
         var additive = AttentionOps.CausalMask(mask, b, s, past, hidden.dtype, hidden.device);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;
         foreach (var layer in d.layers)

@@ -73,7 +73,9 @@ public sealed class T5ForConditionalGeneration : PretrainedModel
         var (hidden, decoderStates) = decoder.Decode(shared.forward(decoderIds), args.DecoderAttentionMask, args.Cache, encoded,
             args.AttentionMask, args.OutputHiddenStates);
         // With tied embeddings the output is rescaled by d_model^-0.5 before the shared projection (Mesh TensorFlow).
-        var projected = Typed.TieWordEmbeddings ? hidden * Math.Pow(Typed.DModel, -0.5) : hidden;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar tiedScale = Math.Pow(Typed.DModel, -0.5);
+        var projected = Typed.TieWordEmbeddings ? hidden * tiedScale : hidden;
         var logits = lm_head.forward(projected).to(ScalarType.Float32);
         return new ModelOutput
         {
@@ -95,9 +97,10 @@ public sealed class T5ForConditionalGeneration : PretrainedModel
         long pad = Config.TryGetInt("pad_token_id") ?? 0;   // T5Config's default
         using var scope = torch.NewDisposeScope();
         long len = labels.shape[^1];
-        var first = torch.full([.. labels.shape[..^1], 1], start, labels.dtype, labels.device);
+        using Scalar startId = start, ignoreId = -100, padId = pad;
+        var first = torch.full([.. labels.shape[..^1], 1], startId, labels.dtype, labels.device);
         var shifted = torch.cat([first, labels.narrow(-1, 0, len - 1)], -1);
-        return shifted.masked_fill(shifted.eq(-100), pad).MoveToOuterDisposeScope();
+        return shifted.masked_fill(shifted.eq(ignoreId), padId).MoveToOuterDisposeScope();
     }
 
     /// <summary>transformers' T5 initialisation: fan-in scaled normals per projection, unit norms (× initializer_factor).</summary>
@@ -106,6 +109,7 @@ public sealed class T5ForConditionalGeneration : PretrainedModel
         using var noGrad = torch.no_grad();
         var gen = new Generator((ulong)seed, Device);
         double f = Typed.InitializerFactor, dModel = Typed.DModel;
+        using Scalar normWeight = f;
         foreach (var (name, p) in UniqueNamedParameters())
         {
             var parts = name.Split('.');
@@ -120,7 +124,7 @@ public sealed class T5ForConditionalGeneration : PretrainedModel
                 _ => null,
             };
             if (std is double s) p.normal_(0, s, gen);
-            else if (owner is "layer_norm" or "final_layer_norm") p.fill_(f);
+            else if (owner is "layer_norm" or "final_layer_norm") p.fill_(normWeight);
         }
     }
 }

@@ -76,8 +76,10 @@ internal sealed class T5Attention : nn.Module
     {
         var table = relative_attention_bias ?? throw new InvalidOperationException("this attention layer has no relative_attention_bias");
         using var scope = torch.NewDisposeScope();
-        var context = torch.arange(queryOffset, queryOffset + queryLen, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var memory = torch.arange(0, keyLen, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar queryStart = queryOffset, queryEnd = queryOffset + queryLen, keyStart = 0, keyEnd = keyLen;
+        var context = torch.arange(queryStart, queryEnd, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var memory = torch.arange(keyStart, keyEnd, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var buckets = RelativePositionBucket(memory - context, _bidirectional, _numBuckets, _maxDistance);
         return table.forward(buckets).permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();
     }
@@ -90,24 +92,28 @@ internal sealed class T5Attention : nn.Module
     internal static Tensor RelativePositionBucket(Tensor relative, bool bidirectional, int numBuckets, int maxDistance)
     {
         using var scope = torch.NewDisposeScope();
+        using Scalar zero = 0;
         Tensor buckets, distance;
         if (bidirectional)
         {
             numBuckets /= 2;
-            buckets = relative.gt(0).to(ScalarType.Int64) * numBuckets;
+            using Scalar directionOffset = numBuckets;
+            buckets = relative.gt(zero).to(ScalarType.Int64) * directionOffset;
             distance = relative.abs();
         }
         else
         {
             buckets = torch.zeros_like(relative);
-            distance = (-relative).clamp_min(0);
+            distance = (-relative).clamp_min(zero);
         }
         int maxExact = numBuckets / 2;
-        var isSmall = distance.lt(maxExact);
+        using Scalar one = 1, exact = maxExact, logRange = Math.Log((double)maxDistance / maxExact),
+            logBuckets = numBuckets - maxExact, lastBucket = numBuckets - 1;
+        var isSmall = distance.lt(exact);
         // clamp_min(1) only avoids log(0) where the small branch is taken anyway.
-        var scaled = (distance.clamp_min(1).to(ScalarType.Float32) / maxExact).log()
-            / Math.Log((double)maxDistance / maxExact) * (numBuckets - maxExact);
-        var large = (scaled.to(ScalarType.Int64) + maxExact).clamp_max(numBuckets - 1);
+        var scaled = (distance.clamp_min(one).to(ScalarType.Float32) / exact).log()
+            / logRange * logBuckets;
+        var large = (scaled.to(ScalarType.Int64) + exact).clamp_max(lastBucket);
         return (buckets + torch.where(isSmall, distance, large)).MoveToOuterDisposeScope();
     }
 }
@@ -273,7 +279,8 @@ internal sealed class T5Block : nn.Module
         if (h.dtype != ScalarType.Float16) return h;
         using var anyInf = h.isinf().any();
         double limit = anyInf.item<bool>() ? 65504.0 - 1000 : 65504.0;
-        return h.clamp(-limit, limit);
+        using Scalar lowest = -limit, highest = limit;
+        return h.clamp(lowest, highest);
     }
 }
 

@@ -71,7 +71,9 @@ public sealed class AdaLoraLayer : IAdapterLayer
         _a.Add(name, new Parameter(a));
         _e.Add(name, new Parameter(e));
         _b.Add(name, new Parameter(b));
-        _ranknum.Add(name, new Parameter(torch.full([1], (float)r, ScalarType.Float32, dev), requires_grad: false));
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar rank = (float)r;
+        _ranknum.Add(name, new Parameter(torch.full([1], rank, ScalarType.Float32, dev), requires_grad: false));
         _settings[name] = (alpha > 0 ? alpha : r, dropout);
     }
 
@@ -132,13 +134,15 @@ public sealed class AdaLoraLayer : IAdapterLayer
         using var scope = torch.NewDisposeScope();
         var result = _host.BaseForward(x);
         var outDtype = result.dtype;
+        using Scalar rankEps = 1e-5;
         foreach (var name in ActiveAdapters)
         {
             if (!_settings.TryGetValue(name, out var s)) continue;
             var xa = x.to(ScalarType.Float32);
             xa = _random.Apply(xa, s.Dropout, _host.training);
             var ae = _a[name] * _e[name];
-            var delta = xa.matmul(ae.t()).matmul(_b[name].t()) * s.Scaling / (_ranknum[name] + 1e-5);
+            using Scalar scaling = s.Scaling;
+            var delta = xa.matmul(ae.t()).matmul(_b[name].t()) * scaling / (_ranknum[name] + rankEps);
             result = result + delta.to(outDtype);
         }
         return result.MoveToOuterDisposeScope();
@@ -148,7 +152,8 @@ public sealed class AdaLoraLayer : IAdapterLayer
     public Tensor DeltaWeight(string adapter)
     {
         using var scope = torch.NewDisposeScope();
-        var d = _b[adapter].matmul(_a[adapter] * _e[adapter]) * _settings[adapter].Scaling / (_ranknum[adapter] + 1e-5);
+        using Scalar scaling = _settings[adapter].Scaling, rankEps = 1e-5;
+        var d = _b[adapter].matmul(_a[adapter] * _e[adapter]) * scaling / (_ranknum[adapter] + rankEps);
         return (_host.FanInFanOut ? d.t().contiguous() : d).MoveToOuterDisposeScope();
     }
 

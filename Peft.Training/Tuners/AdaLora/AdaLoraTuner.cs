@@ -144,7 +144,9 @@ public sealed class AdaLoraTuner(PeftModel owner) : LayerTuner<AdaLoraLayer, Ada
             }
         }
         if (sum is null) return null;
-        return (sum / count * _configs[adapter].OrthRegWeight).MoveToOuterDisposeScope();
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar terms = count, weight = _configs[adapter].OrthRegWeight;
+        return (sum / terms * weight).MoveToOuterDisposeScope();
     }
 
     /// <summary>Runs <see cref="UpdateAndAllocate"/>; steps count from 0 as in PEFT's AdaLoRA example.</summary>

@@ -70,6 +70,8 @@ public sealed class RankAllocator : IDisposable
     public void UpdateImportance()
     {
         using var noGrad = torch.no_grad();
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar iptKeep = _config.Beta1, iptWeight = 1 - _config.Beta1, uncKeep = _config.Beta2, uncWeight = 1 - _config.Beta2;
         foreach (var (key, p) in ScoredParameters())
         {
             var grad = p.grad ?? throw new InvalidOperationException(
@@ -77,8 +79,8 @@ public sealed class RankAllocator : IDisposable
             using var scope = torch.NewDisposeScope();
             var ipt = (p * grad).abs();
             var (oldIpt, oldUnc) = _scores.TryGetValue(key, out var s) ? s : (torch.zeros_like(p), torch.zeros_like(p));
-            var newIpt = oldIpt * _config.Beta1 + ipt * (1 - _config.Beta1);
-            var newUnc = oldUnc * _config.Beta2 + (ipt - newIpt).abs() * (1 - _config.Beta2);
+            var newIpt = oldIpt * iptKeep + ipt * iptWeight;
+            var newUnc = oldUnc * uncKeep + (ipt - newIpt).abs() * uncWeight;
             _scores[key] = (newIpt.DetachFromDisposeScope(), newUnc.DetachFromDisposeScope());
             if (s.Ipt is not null) { s.Ipt.Dispose(); s.Unc.Dispose(); }
         }
@@ -116,10 +118,11 @@ public sealed class RankAllocator : IDisposable
             threshold = all.sort().Values[k - 1].item<float>();
         }
         var pattern = new Dictionary<string, bool[]>();
+        using Scalar thresholdS = threshold, zero = 0.0;
         foreach (var (path, layer, score) in triplet)
         {
-            var drop = score.le(threshold);
-            layer.E(_adapter).masked_fill_(drop.view(-1, 1), 0.0);
+            var drop = score.le(thresholdS);
+            layer.E(_adapter).masked_fill_(drop.view(-1, 1), zero);
             pattern[$"{path}.lora_E"] = drop.logical_not().data<bool>().ToArray();
         }
         return pattern;
@@ -129,13 +132,14 @@ public sealed class RankAllocator : IDisposable
     public void ApplyPattern(AdaLoraConfig config)
     {
         using var noGrad = torch.no_grad();
+        using Scalar zero = 0.0;
         foreach (var (path, layer) in _layers)
         {
             if (config.RankPatternFor(path, _adapter) is not { } keep) continue;
             var e = layer.E(_adapter);
             if (keep.Length != e.shape[0]) continue; // module already resized to its kept ranks
             using var mask = torch.tensor(keep.Select(x => !x).ToArray(), device: e.device).view(-1, 1);
-            e.masked_fill_(mask, 0.0);
+            e.masked_fill_(mask, zero);
         }
     }
 

@@ -114,14 +114,16 @@ public sealed class Ia3Layer : IAdapterLayer
     public void Unmerge()
     {
         using var noGrad = torch.no_grad();
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar divEps = 1e-8;
         while (MergedAdapters.Count > 0)
         {
             string name = MergedAdapters[^1];
             MergedAdapters.RemoveAt(MergedAdapters.Count - 1);
             using var scope = torch.NewDisposeScope();
             var w = _host.Quantized is null ? _host.weight : _host.ReadWeight();
-            _host.WriteWeight(w / (WeightFactor(name) + 1e-8).to(w.dtype));
-            if (!IsFeedforward && _host.bias is { } b) b.div_((_vectors[name].detach().reshape(b.shape) + 1e-8).to(b.dtype));
+            _host.WriteWeight(w / (WeightFactor(name) + divEps).to(w.dtype));
+            if (!IsFeedforward && _host.bias is { } b) b.div_((_vectors[name].detach().reshape(b.shape) + divEps).to(b.dtype));
         }
     }
 }

@@ -88,13 +88,22 @@ public sealed class Ia3Tuner(PeftModel owner) : LayerTuner<Ia3Layer, Ia3Config>(
         cfg.FeedforwardModules = Union(sources.Select(s => s.FeedforwardModules!).ToList(), "feedforward_modules");
         _owner.AddAdapter(newName, cfg);
         using var noGrad = torch.no_grad();
-        foreach (var (_, layer) in _layers)
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        var weightScalars = weights.Select(w => w.ToScalar()).ToArray();
+        try
         {
-            if (!layer.Has(newName)) continue;
-            var target = layer.Vector(newName);
-            target.zero_();
-            for (int i = 0; i < adapters.Count; i++)
-                if (layer.Has(adapters[i])) target.add_(layer.Vector(adapters[i]) * weights[i]);
+            foreach (var (_, layer) in _layers)
+            {
+                if (!layer.Has(newName)) continue;
+                var target = layer.Vector(newName);
+                target.zero_();
+                for (int i = 0; i < adapters.Count; i++)
+                    if (layer.Has(adapters[i])) target.add_(layer.Vector(adapters[i]) * weightScalars[i]);
+            }
+        }
+        finally
+        {
+            foreach (var w in weightScalars) w.Dispose();
         }
     }
 

@@ -120,7 +120,12 @@ public static class AdapterCombination
     /// </summary>
     private static (Tensor A, Tensor B) Cat(IReadOnlyList<LoraFactors> sources, IReadOnlyList<double> weights)
     {
-        var aParts = sources.Select((s, i) => s.A * (weights[i] * s.Scaling)).ToArray();
+        var aParts = sources.Select((s, i) =>
+        {
+            // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+            using Scalar factor = weights[i] * s.Scaling;
+            return s.A * factor;
+        }).ToArray();
         return (cat(aParts, 0), cat(sources.Select(s => s.B).ToArray(), 1));
     }
 
@@ -162,7 +167,8 @@ public static class AdapterCombination
         // the SVD. Only DARE's random draws depend on the layout, so we mirror it to draw masks in PEFT's order.
         var deltas = sources.Select(s =>
         {
-            var d = s.B.to_type(work).matmul(s.A.to_type(work)) * s.Scaling;
+            using Scalar scaling = s.Scaling;
+            var d = s.B.to_type(work).matmul(s.A.to_type(work)) * scaling;
             return options.FanInFanOut ? d.t() : d;
         }).ToArray();
         var delta = Merge(deltas, sources.Select((s, i) => weights[i] * s.Scaling).ToArray(), type, options);
@@ -177,8 +183,9 @@ public static class AdapterCombination
         {
             // PEFT's quantile is over the signed values of U_r·S_r and Vh_r, not over their magnitudes.
             var hi = quantile(cat([b.flatten(), a.flatten()]), tensor(q, dtype: work, device: delta.device)).item<double>();
-            b = b.clamp(-hi, hi);
-            a = a.clamp(-hi, hi);
+            using Scalar lowest = -hi, highest = hi;
+            b = b.clamp(lowest, highest);
+            a = a.clamp(lowest, highest);
         }
         if (keep < rank)
         {

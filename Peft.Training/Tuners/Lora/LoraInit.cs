@@ -73,7 +73,9 @@ internal static class LoraInit
             (u, sv, vh) = RandomizedSvd(w, r, niter.Value, gen);
         }
         var ur = u.narrow(1, 0, r);
-        var sr = sv.narrow(0, 0, r) / s.Scaling;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar scaling = s.Scaling;
+        var sr = sv.narrow(0, 0, r) / scaling;
         var vhr = vh.narrow(0, 0, r);
         var sqrtS = sr.sqrt();
         var newA = sqrtS.unsqueeze(1) * vhr;        // diag(√S)·Vhᵣ  [r, in]
@@ -81,7 +83,7 @@ internal static class LoraInit
         var (a, b) = layer.Factors(adapter);
         a.copy_(newA);
         b.copy_(newB);
-        SubtractFromBase(host, newB.matmul(newA) * s.Scaling);
+        SubtractFromBase(host, newB.matmul(newA) * scaling);
     }
 
     /// <summary>OLoRA: QR of W; A = R[:r], B = Q[:, :r], W ← W − s·B·A.</summary>
@@ -97,7 +99,8 @@ internal static class LoraInit
         var (a, b) = layer.Factors(adapter);
         a.copy_(newA);
         b.copy_(newB);
-        SubtractFromBase(host, newB.matmul(newA) * s.Scaling);
+        using Scalar scaling = s.Scaling;
+        SubtractFromBase(host, newB.matmul(newA) * scaling);
     }
 
     private static void SubtractFromBase(Nn.LinearLayer host, Tensor deltaOutIn)

@@ -10,7 +10,9 @@ public sealed partial class LoraLayer
     {
         using var scope = torch.NewDisposeScope();
         var (a, b) = Factors(adapter);
-        var delta = b.to(ScalarType.Float32).matmul(a.to(ScalarType.Float32)) * _settings[adapter].Scaling;
+        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
+        using Scalar scaling = _settings[adapter].Scaling;
+        var delta = b.to(ScalarType.Float32).matmul(a.to(ScalarType.Float32)) * scaling;
         return delta.MoveToOuterDisposeScope();
     }
 
@@ -40,7 +42,8 @@ public sealed partial class LoraLayer
         var lora = _loraB![adapter].forward(_loraA![adapter].forward(x));
         var scale = (Magnitude(adapter)! / WeightNorm(adapter)).view(1, -1);
         var baseNoBias = nn.functional.linear(x, _linear!.WeightOutIn().to(ScalarType.Float32));
-        var delta = (scale - 1) * baseNoBias + scale * lora * s.Scaling;
+        using Scalar one = 1, scaling = s.Scaling;
+        var delta = (scale - one) * baseNoBias + scale * lora * scaling;
         return delta.MoveToOuterDisposeScope();
     }
 
@@ -72,7 +75,10 @@ public sealed partial class LoraLayer
             if (_linear is not null) _linear.WriteWeight(merged);
             else w.copy_(merged);
             if (_linear is not null && _loraB![name].bias is { } lb && _linear.bias is { } hb)
-                hb.add_(lb * s.Scaling);
+            {
+                using Scalar scaling = s.Scaling;
+                hb.add_(lb * scaling);
+            }
             MergedAdapters.Add(name);
         }
     }
@@ -98,7 +104,10 @@ public sealed partial class LoraLayer
             if (_linear is not null) _linear.WriteWeight(restored);
             else w.copy_(restored);
             if (_linear is not null && _loraB![name].bias is { } lb && _linear.bias is { } hb)
-                hb.sub_(lb * s.Scaling);
+            {
+                using Scalar scaling = s.Scaling;
+                hb.sub_(lb * scaling);
+            }
         }
     }
 }

@@ -206,7 +206,8 @@ public sealed partial class LoraLayer : IAdapterLayer
     private Tensor EmbeddingDelta(string name, Tensor ids)
     {
         var afterA = EmbeddingLayer.Lookup(_embA![name].t(), ids);
-        return afterA.matmul(_embB![name].t()) * _settings[name].Scaling;
+        using Scalar scaling = _settings[name].Scaling;
+        return afterA.matmul(_embB![name].t()) * scaling;
     }
 
     /// <summary>Each row gets its own adapter; rows naming an adapter this layer lacks get the base output.</summary>
@@ -223,17 +224,18 @@ public sealed partial class LoraLayer : IAdapterLayer
         var outScale = Ia3RowScales(rows, false, OutFeatures, result);
         if (outScale is not null) result = (result.to(ScalarType.Float32) * outScale).to(outDtype);
         if (GatheredDelta(x, rows) is { } gathered) return (result + gathered.to(outDtype)).MoveToOuterDisposeScope();
+        using Scalar one = 1;
         foreach (var name in rows.Distinct())
         {
             if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
             if (s.UseDora) throw new PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
             var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
             var sub = x.index_select(0, idx);
-            using Scalar scaling = s.Scaling;   // held past the native call: an implicit temporary can be finalized mid-call
+            using Scalar scaling = s.Scaling;
             Tensor delta = _linear is not null
                 ? _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * scaling
                 : EmbeddingDelta(name, sub);
-            result = result.index_add(0, idx, delta.to(outDtype), 1);
+            result = result.index_add(0, idx, delta.to(outDtype), one);
         }
         return result.MoveToOuterDisposeScope();
     }
