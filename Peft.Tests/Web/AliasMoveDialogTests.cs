@@ -8,23 +8,12 @@ using Peft.Web.Components.Shared;
 namespace Peft.Tests.Web;
 
 /// <summary>The confirmation shown before an alias moves: direction, warning on roll-back, the version it returns.</summary>
-public sealed class AliasMoveDialogTests : IAsyncLifetime
+public sealed class AliasMoveDialogTests : MudComponentTest
 {
-    private readonly BunitContext _ctx = new();
-
-    public Task InitializeAsync()
-    {
-        _ctx.Services.AddMudServices();
-        _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync() => await _ctx.DisposeAsync();
-
     private async Task<(IRenderedComponent<MudDialogProvider> Provider, IDialogReference Dialog)> ShowAsync(int? current, int target)
     {
-        var provider = _ctx.Render<MudDialogProvider>();
-        var service = _ctx.Services.GetRequiredService<IDialogService>();
+        var provider = Ctx.Render<MudDialogProvider>();
+        var service = Ctx.Services.GetRequiredService<IDialogService>();
         var parameters = new DialogParameters<AliasMoveDialog>
         {
             { d => d.AdapterName, "support-bot" }, { d => d.Alias, "production" }, { d => d.CurrentVersion, current }, { d => d.TargetVersion, target },

@@ -24,32 +24,28 @@ namespace Peft.Tests.Web;
 /// count print_trainable_parameters gives, every bad field shows its key's problem next to it, data previews list bad
 /// lines, and submitting hands over the exact POST /api/jobs body.
 /// </summary>
-public sealed class JobBuilderTests : IAsyncLifetime
+public sealed class JobBuilderTests : MudComponentTest
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-    private readonly BunitContext _ctx = new();
     private readonly HubFactory _hub = new() { Seed = true };
 
-    public Task InitializeAsync()
+    protected override void Configure()
     {
         _hub.Settings["Hub:ModelsDir"] = RepoFiles.Path("models");
-        _ctx.Services.AddMudServices();
-        _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
-        _ctx.Services.AddSingleton(_hub.Services.GetRequiredService<ServiceRunner>());
-        _ctx.AddAuthorization().SetAuthorized("admin");
-        return Task.CompletedTask;
+        Ctx.Services.AddSingleton(_hub.Services.GetRequiredService<ServiceRunner>());
+        Ctx.AddAuthorization().SetAuthorized("admin");
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _ctx.DisposeAsync();
+        await base.DisposeAsync();
         _hub.Dispose();
     }
 
     private IRenderedComponent<JobBuilder> Render(Action<ComponentParameterCollectionBuilder<JobBuilder>>? parameters = null)
     {
-        _ctx.Render<MudPopoverProvider>();
-        var cut = _ctx.Render<JobBuilder>(p =>
+        Ctx.Render<MudPopoverProvider>();
+        var cut = Ctx.Render<JobBuilder>(p =>
         {
             p.Add(b => b.CheckDelayMs, 0);
             parameters?.Invoke(p);

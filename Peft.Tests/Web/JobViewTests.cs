@@ -14,19 +14,8 @@ namespace Peft.Tests.Web;
 /// What the job page computes from a job's events (chart series, progress, ETA and rate text, readable errors) and how
 /// the playground shows a classifier's label probabilities.
 /// </summary>
-public sealed class JobViewTests : IAsyncLifetime
+public sealed class JobViewTests : MudComponentTest
 {
-    private readonly BunitContext _ctx = new();
-
-    public Task InitializeAsync()
-    {
-        _ctx.Services.AddMudServices();
-        _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync() => await _ctx.DisposeAsync();
-
     private static string StepJson(int step, double loss, double lr = 0.005, double grad = 1.5, double tps = 900, double? eta = 12) =>
         $$"""{"type":"step","step":{{step}},"total_steps":8,"epoch":0.1,"loss":{{loss}},"lr":{{lr}},"grad_norm":{{grad}},"tokens_per_sec":{{tps}},"elapsed_s":1{{(eta is { } e ? $",\"eta_s\":{e}" : "")}}}""";
 
@@ -115,15 +104,15 @@ public sealed class JobViewTests : IAsyncLifetime
     public void The_job_chart_says_so_when_there_are_no_steps_and_names_the_unit_of_small_values()
     {
         var view = new JobLiveView();
-        var empty = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, true));
+        var empty = Ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, true));
         Assert.Equal("No steps yet.", empty.Find("[data-testid=chart-empty]").TextContent);
 
         for (int i = 1; i <= 5; i++) view.Apply(i, "step", StepJson(i, 3.0 - i * 0.3, lr: 0.0005 * (6 - i)));
-        var loss = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
+        var loss = Ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LossSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
         Assert.Empty(loss.FindAll("[data-testid=chart-empty]"));
         Assert.Empty(loss.FindAll("[data-testid=chart-unit]"));   // a loss of 2.7 is drawn as it is
         Assert.NotEmpty(loss.FindAll("svg"));
-        var lr = _ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LearningRateSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
+        var lr = Ctx.Render<JobChart>(p => p.Add(c => c.Series, view.LearningRateSeries()).Add(c => c.Labels, view.StepLabels()).Add(c => c.Empty, false));
         Assert.Equal("values × 1e-3", lr.Find("[data-testid=chart-unit]").TextContent);
     }
 
@@ -131,7 +120,7 @@ public sealed class JobViewTests : IAsyncLifetime
     public void Label_probabilities_are_listed_most_likely_first_with_percentages()
     {
         var labels = new List<LabelProbability> { new("negative", 0.1), new("positive", 0.899), new("neutral", 0.0005) };
-        var cut = _ctx.Render<LabelProbabilities>(p => p.Add(c => c.Labels, labels));
+        var cut = Ctx.Render<LabelProbabilities>(p => p.Add(c => c.Labels, labels));
         var rows = cut.FindAll("[data-testid=label-row]");
         Assert.Equal(3, rows.Count);
         Assert.Equal("positive", cut.Find("[data-testid=label-top]").TextContent);
@@ -142,8 +131,8 @@ public sealed class JobViewTests : IAsyncLifetime
     [Fact]
     public async Task The_clone_dialog_submits_only_the_values_changed_and_keeps_the_requests_learning_rate_key()
     {
-        var provider = _ctx.Render<MudDialogProvider>();
-        var dialogs = _ctx.Services.GetRequiredService<IDialogService>();
+        var provider = Ctx.Render<MudDialogProvider>();
+        var dialogs = Ctx.Services.GetRequiredService<IDialogService>();
         var config = JsonNode.Parse("""{"method":"lora","max_steps":8,"lr":0.005,"seed":42,"r":4}""");
         var parameters = new DialogParameters<CloneJobDialog> { { d => d.JobId, 3L }, { d => d.AdapterName, "ledger" }, { d => d.Config, config } };
         IDialogReference? reference = null;

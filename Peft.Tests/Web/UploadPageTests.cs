@@ -12,31 +12,27 @@ using Peft.Web.Infrastructure;
 namespace Peft.Tests.Web;
 
 /// <summary>The upload page over the real catalog (SQLite, blob store, validator): refusals are listed and change nothing.</summary>
-public sealed class UploadPageTests : IAsyncLifetime
+public sealed class UploadPageTests : MudComponentTest
 {
-    private readonly BunitContext _ctx = new();
     private readonly HubFactory _hub = new();
 
-    public Task InitializeAsync()
+    protected override void Configure()
     {
-        _ctx.Services.AddMudServices();
-        _ctx.JSInterop.Mode = JSRuntimeMode.Loose;
-        _ctx.Services.AddSingleton(_hub.Services.GetRequiredService<ServiceRunner>());
-        _ctx.Services.AddSingleton(_hub.Services.GetRequiredService<HubNotifications>());
-        _ctx.AddAuthorization().SetAuthorized("admin");
-        return Task.CompletedTask;
+        Ctx.Services.AddSingleton(_hub.Services.GetRequiredService<ServiceRunner>());
+        Ctx.Services.AddSingleton(_hub.Services.GetRequiredService<HubNotifications>());
+        Ctx.AddAuthorization().SetAuthorized("admin");
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _ctx.DisposeAsync();
+        await base.DisposeAsync();
         _hub.Dispose();
     }
 
     private IRenderedComponent<Upload> RenderWithName(string name)
     {
-        _ctx.Render<MudPopoverProvider>();   // the base-model select needs it
-        var cut = _ctx.Render<Upload>();
+        Ctx.Render<MudPopoverProvider>();   // the base-model select needs it
+        var cut = Ctx.Render<Upload>();
         cut.FindComponents<MudTextField<string>>()[0].Find("input").Change(name);
         return cut;
     }
@@ -82,7 +78,7 @@ public sealed class UploadPageTests : IAsyncLifetime
         var cut = RenderWithName("good-upload");
         cut.FindComponent<InputFile>().UploadFiles(InputFileContent.CreateFromBinary(GoldenZip("llama_lora"), "llama_lora.zip"));
         await cut.Find("[data-testid=upload-submit]").ClickAsync(new());
-        var nav = _ctx.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
+        var nav = Ctx.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
         cut.WaitForAssertion(() => Assert.EndsWith("/adapters/good-upload", nav.Uri), TimeSpan.FromSeconds(20));
         var counts = await _hub.CountsAsync();
         Assert.Equal((1, 1), (counts.Adapters, counts.Versions));

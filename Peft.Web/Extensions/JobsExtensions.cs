@@ -46,7 +46,7 @@ public static class JobsExtensions
         // hosts in one process, as in the tests, would overwrite); Hangfire's registrations take it instead of the static.
         services.AddSingleton<JobStorage>(CreateStorage);
         services.AddHangfire((_, c) => c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings());
+            .UseRecommendedSerializerSettings().UseLogProvider(HostLogProvider.Instance));
 
         bool worker = IsWorker(builder.Configuration);
         // A worker maps no endpoints; a free loopback port keeps several workers on one machine from colliding.

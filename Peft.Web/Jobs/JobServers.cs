@@ -10,15 +10,19 @@ namespace Peft.Web.Jobs;
 /// then one server per queue with a worker count > 0, each fetching <c>q_high</c>, <c>q</c>, <c>q_low</c> in that order.
 /// </summary>
 internal sealed class JobServers(JobStorage storage, IServiceScopeFactory scopes, IOptions<JobsOptions> options, IConfiguration configuration,
-    ILogger<JobServers> logger) : IHostedService, IDisposable
+    ILoggerFactory loggerFactory, ILogger<JobServers> logger) : IHostedService, IDisposable
 {
     private readonly List<BackgroundJobServer> _servers = [];
+    private IDisposable? _logging;
 
     /// <summary>Whether this process runs Hangfire servers (and so job recovery).</summary>
     public static bool Enabled(JobsOptions o, IConfiguration configuration) => o.RunServer || Extensions.JobsExtensions.IsWorker(configuration);
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Hangfire's logging is process-wide: point it at this host before any Hangfire object asks for a logger.
+        GlobalConfiguration.Configuration.UseLogProvider(HostLogProvider.Instance);
+        _logging = HostLogProvider.Instance.Attach(loggerFactory);
         var o = options.Value;
         if (!Enabled(o, configuration)) return Task.CompletedTask;
         foreach (var (queue, workers) in o.Queues.Where(q => q.Value > 0))
@@ -49,5 +53,7 @@ internal sealed class JobServers(JobStorage storage, IServiceScopeFactory scopes
     {
         foreach (var s in _servers) s.Dispose();
         _servers.Clear();
+        _logging?.Dispose();
+        _logging = null;
     }
 }
