@@ -1,4 +1,5 @@
 using Peft.Training.Models;
+using Peft.Training.Nn;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -150,8 +151,7 @@ internal sealed class Seq2SeqStepper : IDecodeStepper
                 .alias().DetachFromDisposeScope();
         }
         if (_beams == 1) return logits;
-        using Scalar batchEnd = batch;
-        using var rows = torch.arange(batchEnd, device: _encoderIds.device).repeat_interleave(_beams);
+        using var rows = TensorRanges.Of(0, batch, _encoderIds.device).repeat_interleave(_beams);
         _cache.IndexSelect(rows);
         var encoded = _encoded;
         DecodeSteppers.Swap(ref encoded, encoded.index_select(0, rows));

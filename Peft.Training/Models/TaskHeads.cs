@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Peft.Training.Nn;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -94,8 +95,7 @@ public static class TaskHeads
             using Scalar lastPosition = s - 1;
             index = torch.full(b, lastPosition, ScalarType.Int64, logits.device);
         }
-        using Scalar batch = b;
-        var rows = torch.arange(batch, device: logits.device);
+        var rows = TensorRanges.Of(0, b, logits.device);
         return logits[rows, index.to(ScalarType.Int64)].MoveToOuterDisposeScope();
     }
 

@@ -27,9 +27,8 @@ public static class AttentionOps
         using var scope = torch.NewDisposeScope();
         long keyLen = pastLen + queryLen;
         // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-        using Scalar queryStart = pastLen, keyEnd = keyLen;
-        var q = torch.arange(queryStart, keyEnd, device: device).unsqueeze(1);   // absolute query positions
-        var k = torch.arange(keyEnd, device: device).unsqueeze(0);
+        var q = TensorRanges.Of(pastLen, keyLen, device).unsqueeze(1);   // absolute query positions
+        var k = TensorRanges.Of(0, keyLen, device).unsqueeze(0);
         var allowed = k <= q;
         if (slidingWindow is long w)
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Peft.Core;
 using Peft.Training.Generation;
 using Peft.Training.Models;
+using Peft.Training.Nn;
 using Peft.Training.Serving.Adapters;
 using Peft.Training.Tuners;
 using TorchSharp;
@@ -197,9 +198,7 @@ public sealed class ServingEngine : IDisposable
                 var device = _peft.BaseModel.Device;
                 var ids = torch.tensor(r.Prompt.Select(t => (long)t).ToArray(), device: device).view(1, r.Prompt.Count);
                 var mask = torch.ones_like(ids);
-                // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-                using Scalar promptLen = r.Prompt.Count;
-                var positions = torch.arange(promptLen, device: device).view(1, r.Prompt.Count);
+                var positions = TensorRanges.Of(0, r.Prompt.Count, device).view(1, r.Prompt.Count);
                 using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache }, [r.RowName]);
                 logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu().data<float>().ToArray();
             }

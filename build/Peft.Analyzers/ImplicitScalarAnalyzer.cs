@@ -6,7 +6,8 @@ using Microsoft.CodeAnalysis.Operations;
 namespace Peft.Analyzers;
 
 /// <summary>
-/// PEFT0001: a number converted implicitly to a TorchSharp <c>Scalar</c> as an argument or operand. TorchSharp 0.107
+/// PEFT0001: a number converted implicitly to a TorchSharp <c>Scalar</c> as an argument or operand (or held in a
+/// plain local rather than a <c>using</c> one or a field), and <c>torch.arange</c> without an explicit step. TorchSharp 0.107
 /// leaves such a temporary to its finalizer, and nothing keeps it alive once its handle is read, so under GC pressure
 /// the finalizer thread can free the native scalar while the op still reads it ("Unknown scalar type", wrong values;
 /// TorchSharp PRs #1434/#1496). Holding the Scalar in a <c>using</c> local for the duration of the call is the fix.
@@ -17,7 +18,7 @@ public sealed class ImplicitScalarAnalyzer : DiagnosticAnalyzer
     public static readonly DiagnosticDescriptor Rule = new(
         "PEFT0001",
         "Temporary TorchSharp Scalar",
-        "'{0}' becomes a temporary TorchSharp Scalar that the finalizer may free during the native call; hold it in a 'using Scalar' local",
+        "'{0}' makes a temporary TorchSharp Scalar that the finalizer may free during the native call; hold it in a 'using Scalar' local (ranges: Peft.Training.Nn.TensorRanges.Of)",
         "Reliability",
         DiagnosticSeverity.Warning,
         isEnabledByDefault: true);
@@ -36,6 +37,7 @@ public sealed class ImplicitScalarAnalyzer : DiagnosticAnalyzer
             start.RegisterOperationAction(c => CheckOperator(c, ((IBinaryOperation)c.Operation).OperatorMethod), OperationKind.Binary);
             start.RegisterOperationAction(c => CheckOperator(c, ((ICompoundAssignmentOperation)c.Operation).OperatorMethod), OperationKind.CompoundAssignment);
             start.RegisterOperationAction(c => CheckOperator(c, ((IUnaryOperation)c.Operation).OperatorMethod), OperationKind.Unary);
+            start.RegisterOperationAction(CheckArange, OperationKind.Invocation);
         });
     }
 
@@ -58,8 +60,31 @@ public sealed class ImplicitScalarAnalyzer : DiagnosticAnalyzer
     {
         var conversion = (IConversionOperation)c.Operation;
         if (!conversion.Conversion.IsUserDefined || !SymbolEqualityComparer.Default.Equals(conversion.Type, scalar)) return;
-        // Stored in a variable or field: the holder keeps it alive (and a `using` disposes it).
-        if (conversion.Parent is IVariableInitializerOperation or ISimpleAssignmentOperation) return;
+        if (HeldAlive(conversion.Parent)) return;
         c.ReportDiagnostic(Diagnostic.Create(Rule, conversion.Syntax.GetLocation(), conversion.Operand.Syntax.ToString()));
+    }
+
+    /// <summary>
+    /// A field (its owner keeps it) or a <c>using</c> local (disposed at the end of its block, so alive until then). A
+    /// plain local is not enough: the JIT may treat it as dead after its last read, which is the handle's.
+    /// </summary>
+    private static bool HeldAlive(IOperation? parent) => parent switch
+    {
+        IFieldInitializerOperation => true,
+        ISimpleAssignmentOperation a => a.Target is IFieldReferenceOperation,
+        IVariableInitializerOperation v => v.Parent?.Parent?.Parent is IVariableDeclarationGroupOperation { Parent: IUsingDeclarationOperation }
+            || v.Parent?.Parent?.Parent?.Parent is IUsingOperation,
+        _ => false,
+    };
+
+    /// <summary><c>torch.arange</c> without a step makes its default step (and start) Scalars inside TorchSharp.</summary>
+    private static void CheckArange(OperationAnalysisContext c)
+    {
+        var call = (IInvocationOperation)c.Operation;
+        var m = call.TargetMethod;
+        if (m.Name != "arange" || m.ContainingType is not { Name: "torch", ContainingNamespace.Name: "TorchSharp" }) return;
+        foreach (var p in m.Parameters)
+            if (p.Name == "step") return;
+        c.ReportDiagnostic(Diagnostic.Create(Rule, call.Syntax.GetLocation(), call.Syntax.ToString()));
     }
 }

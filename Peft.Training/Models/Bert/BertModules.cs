@@ -47,17 +47,12 @@ internal sealed class BertEmbeddings : nn.Module
     private Tensor DefaultPositions(Tensor? ids, long b, long s, long past, Device device)
     {
         // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-        using Scalar first = past, end = past + s;
-        if (!_c.IsRoberta) return torch.arange(first, end, device: device).unsqueeze(0).expand(b, s);
+        if (!_c.IsRoberta) return TensorRanges.Of(past, past + s, device).unsqueeze(0).expand(b, s);
         long pad = _c.PadTokenId;
-        using Scalar padId = pad;
-        if (ids is null)
-        {
-            using Scalar firstAfterPad = pad + 1, endAfterPad = pad + 1 + s;
-            return torch.arange(firstAfterPad, endAfterPad, device: device).unsqueeze(0).expand(b, s);
-        }
+        using Scalar padId = pad, offset = past;
+        if (ids is null) return TensorRanges.Of(pad + 1, pad + 1 + s, device).unsqueeze(0).expand(b, s);
         var real = ids.ne(padId).to(ScalarType.Int64);
-        return (real.cumsum(1) + first) * real + padId;
+        return (real.cumsum(1) + offset) * real + padId;
     }
 }
 

@@ -124,9 +124,7 @@ internal sealed class Gpt2Backbone : nn.Module
         var embeds = args.InputsEmbeds ?? wte.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
         long b = embeds.shape[0], s = embeds.shape[1];
         long past = args.Cache?.Length ?? 0;
-        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-        using Scalar first = past, end = past + s;
-        var positions = args.PositionIds ?? torch.arange(first, end, device: embeds.device).unsqueeze(0).expand(b, s);
+        var positions = args.PositionIds ?? TensorRanges.Of(past, past + s, embeds.device).unsqueeze(0).expand(b, s);
         var hidden = embeds + wpe.forward(positions);
         if (args.TokenTypeIds is not null) hidden = hidden + wte.forward(args.TokenTypeIds);
         hidden = _dropout.Apply(hidden, _embdDrop, training);

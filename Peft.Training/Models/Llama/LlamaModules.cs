@@ -119,9 +119,7 @@ internal sealed class LlamaBackbone : nn.Module
         var hidden = args.InputsEmbeds ?? embed_tokens.forward(args.InputIds ?? throw new ArgumentException("InputIds or InputsEmbeds is required"));
         long b = hidden.shape[0], s = hidden.shape[1];
         long past = args.Cache?.Length ?? 0;
-        // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-        using Scalar first = past, end = past + s;
-        var positions = args.PositionIds ?? torch.arange(first, end, device: hidden.device).unsqueeze(0).expand(b, s);
+        var positions = args.PositionIds ?? TensorRanges.Of(past, past + s, hidden.device).unsqueeze(0).expand(b, s);
         var mask = AttentionOps.CausalMask(args.AttentionMask, b, s, past, hidden.dtype, hidden.device, _slidingWindow);
         var (cos, sin) = _rotary.CosSin(positions, hidden.dtype);
         var states = args.OutputHiddenStates ? new List<Tensor>() : null;

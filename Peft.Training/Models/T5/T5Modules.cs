@@ -77,9 +77,8 @@ internal sealed class T5Attention : nn.Module
         var table = relative_attention_bias ?? throw new InvalidOperationException("this attention layer has no relative_attention_bias");
         using var scope = torch.NewDisposeScope();
         // Scalars in locals: TorchSharp frees an implicit temporary from its finalizer, possibly mid-call.
-        using Scalar queryStart = queryOffset, queryEnd = queryOffset + queryLen, keyStart = 0, keyEnd = keyLen;
-        var context = torch.arange(queryStart, queryEnd, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var memory = torch.arange(keyStart, keyEnd, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var context = TensorRanges.Of(queryOffset, queryOffset + queryLen, device).unsqueeze(1);
+        var memory = TensorRanges.Of(0, keyLen, device).unsqueeze(0);
         var buckets = RelativePositionBucket(memory - context, _bidirectional, _numBuckets, _maxDistance);
         return table.forward(buckets).permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();
     }
