@@ -78,7 +78,9 @@ public sealed partial class AdapterCatalog(CatalogDbContext db, IBlobStore blobs
 
             if (Options.PauseAfterBlobWriteMarker is { } marker)
             {
-                await File.WriteAllTextAsync(marker, $"{adapterName}@{version.Number}", ct);
+                // Written aside and renamed: the test polls for the file and must never read it half-written.
+                await File.WriteAllTextAsync(marker + ".tmp", $"{adapterName}@{version.Number}", ct);
+                File.Move(marker + ".tmp", marker, overwrite: true);
                 await Task.Delay(Timeout.Infinite, ct); // the crash test kills the process here
             }
 
