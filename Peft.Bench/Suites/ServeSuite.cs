@@ -17,6 +17,7 @@ namespace Peft.Bench.Suites;
 public static class ServeSuite
 {
     private const int AdapterCount = 100;
+    private const int Rounds = 5;
 
     public static BenchTable Run(BenchOptions o)
     {
@@ -25,9 +26,9 @@ public static class ServeSuite
         var table = new BenchTable("serve", $"Serving engine ({rows} concurrent requests, 16-token prompts, {newTokens} new tokens each, greedy)",
             "model", "mode", "tokens/s", "vs base", "TTFT p50 ms", "TTFT p99 ms");
         foreach (var cfg in configs) RunConfig(cfg, o, rows, newTokens, table);
-        table.Notes.Add("tokens/s = generated tokens of all requests / wall time from the first submission to the last completion (prefill included); the median of 3 rounds that interleave the modes (1 with --quick), TTFT percentiles over all rounds. LoRA r=8, alpha 16 on q_proj,v_proj with non-zero B; one engine loop thread per server.");
+        table.Notes.Add("tokens/s = generated tokens of all requests / wall time from the first submission to the last completion (prefill included); the median of 5 rounds that interleave the modes (1 with --quick), TTFT percentiles over all rounds. LoRA r=8, alpha 16 on q_proj,v_proj with non-zero B; one engine loop thread per server.");
         table.Notes.Add("naive = the same requests over the same distinct adapters served one adapter at a time (one request in flight), as a server that swaps adapters between batches.");
-        table.Notes.Add("hot swap = aliases.json moved to a version never loaded before, to the first token of a request naming the alias, with 8 sequences already decoding; each move at a random point of the decode loop (0–100 ms pause); 40 swaps. The already-loaded row is the same request on a loaded adapter right after each swap: the first-token cost of this load without a swap.");
+        table.Notes.Add("hot swap = aliases.json moved to a version never loaded before, to the first token of a request naming the alias, with 8 sequences already decoding; each move at a random point of the decode loop (0–100 ms pause); 100 swaps, p99 = the 99th of them. The already-loaded row is the same request on a loaded adapter right after each swap: the first-token cost of this load without a swap.");
         table.Notes.Add("Zipf (s=1.1) over 100 adapters, device budget 16 adapters, host budget 32: hits / (hits + misses) over the requests.");
         return table;
     }
@@ -135,7 +136,7 @@ public static class ServeSuite
             // Rounds interleave the modes, so a slow spell of a shared machine hits every mode alike; each row is the
             // median round by tokens/s, TTFT percentiles over all rounds' requests.
             var runs = modes.ToDictionary(m => m.Mode, _ => new List<(double Rate, List<double> Ttft)>());
-            for (int round = 0; round < (o.Quick ? 1 : 3); round++)
+            for (int round = 0; round < (o.Quick ? 1 : Rounds); round++)
                 foreach (var m in modes) runs[m.Mode].Add(Measure(m.Server, prompts, m.Adapter, p));
             foreach (var m in modes)
             {
@@ -143,7 +144,7 @@ public static class ServeSuite
                 Add(m.Mode, (rs[rs.Count / 2].Rate, rs.SelectMany(r => r.Ttft).ToList()));
             }
             Add("32 distinct adapters, naive (one at a time)", Naive(s, prompts, i => $"n{i % 32}", p), ttft: false);
-            var (swap, loaded) = HotSwap(s, root, prompts, o.Quick ? 8 : 40);
+            var (swap, loaded) = HotSwap(s, root, prompts, o.Quick ? 8 : 100);
             AddLatency(table, label, "hot swap latency (ms), p50 / p99", swap);
             AddLatency(table, label, "first token, adapter already loaded, same load (ms), p50 / p99", loaded);
             var hit = Zipf(cfg, root, prompts, o.Quick ? 100 : 300);
@@ -199,7 +200,7 @@ public static class ServeSuite
             string dir = Path.Combine(root, "swap", v.ToString());
             Directory.CreateDirectory(dir);
             foreach (var f in new[] { PeftModel.ConfigFileName, PeftModel.WeightsFileName })
-                File.Copy(Path.Combine(root, $"n{50 + v}", "1", f), Path.Combine(dir, f));
+                File.Copy(Path.Combine(root, $"n{(50 + v) % AdapterCount}", "1", f), Path.Combine(dir, f));   // a new key: loaded from disk
         }
         using var stop = new CancellationTokenSource();
         var background = prompts.Take(8).Select((pr, i) => s.Submit(pr, new SamplingParams { MaxTokens = 2000, Temperature = 0, StopAtEos = false },

@@ -43,6 +43,63 @@ public class MixedBatchTests
     }
 
     [Fact]
+    public void StableRowsKeepTheirGatheredFactorsAndStayExact()
+    {
+        // A decode loop passes one StableRowAdapters instance step after step; layers keep the stacks they gather.
+        using var scope = torch.NewDisposeScope();
+        using var peft = LoadBoth("llama_lora_mixed_batch", "llama_base");
+        var e = GoldenData.Expected("llama_lora_mixed_batch");
+        var args = new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+        using var noGrad = torch.no_grad();
+        var rows = new StableRowAdapters(["adapter_a", "adapter_b"]);
+        for (int step = 0; step < 3; step++)
+            using (var o = peft.Forward(args, rows))
+                GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, $"mixed a,b, pass {step}");
+        using (var o = peft.Forward(args, new StableRowAdapters(["adapter_b", "adapter_b"])))
+            GoldenData.AssertClose(e["logits_adapter_b"], o.Logits, 1e-4, "every row on adapter_b");
+        using (var o = peft.Forward(args, new StableRowAdapters(["adapter_b", "__base__"])))
+            GoldenData.AssertClose(e["logits_mixed_b_base"], o.Logits, 1e-4, "mixed b,base");
+        peft.ReleaseRowCaches();
+        using (var o = peft.Forward(args, rows))
+            GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, "mixed a,b after release");
+    }
+
+    [Fact]
+    public void AHotSwapUnderTheSameStableRowsServesTheNewWeights()
+    {
+        // Even a caller that keeps its rows instance across a hot swap must not be served the old factors.
+        using var scope = torch.NewDisposeScope();
+        using var peft = LoadBoth("llama_lora_mixed_batch", "llama_base");
+        var e = GoldenData.Expected("llama_lora_mixed_batch");
+        var args = new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+        using var noGrad = torch.no_grad();
+        var rows = new StableRowAdapters(["adapter_a", "adapter_b"]);
+        using (var o = peft.Forward(args, rows))
+            GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, "before the swap");
+        peft.HotswapAdapter(Path.Combine(GoldenData.Dir("llama_lora_mixed_batch"), "adapter_b"), "adapter_a");
+        using (var o = peft.Forward(args, rows))
+            GoldenData.AssertClose(e["logits_adapter_b"], o.Logits, 1e-4, "adapter_a now holds adapter_b's weights");
+    }
+
+    [Theory]
+    [InlineData("llama_base")]
+    [InlineData("gpt2_base")]
+    [InlineData("opt_base")]
+    [InlineData("bloom_base")]
+    public void LogitsToKeepGivesTheLastPositionsOnly(string baseName)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var model = AutoModel.FromPretrained(GoldenData.Dir(baseName));
+        model.eval();
+        using var noGrad = torch.no_grad();
+        var ids = torch.tensor(new long[] { 5, 9, 3, 7, 11, 2, 4, 6 }).view(2, 4);
+        using var all = model.Forward(new ForwardArgs { InputIds = ids });
+        using var last = model.Forward(new ForwardArgs { InputIds = ids, LogitsToKeep = 1 });
+        Assert.Equal(new long[] { 2, 1, all.Logits.shape[2] }, last.Logits.shape);
+        GoldenData.AssertClose(all.Logits.narrow(1, 3, 1), last.Logits, 1e-5, "last position");
+    }
+
+    [Fact]
     public void BadAdapterNamesAreRejected()
     {
         using var scope = torch.NewDisposeScope();

@@ -72,7 +72,7 @@ internal sealed class CausalStepper : IDecodeStepper
             DecodeSteppers.Swap(ref _positions, positions);
         }
         var input = tokens?.view(_mask.shape[0], 1) ?? Prompt;
-        using var output = _runner.Forward(new ForwardArgs { InputIds = input, AttentionMask = _mask, PositionIds = _positions, Cache = _cache }, _names);
+        using var output = _runner.Forward(new ForwardArgs { InputIds = input, AttentionMask = _mask, PositionIds = _positions, Cache = _cache, LogitsToKeep = 1 }, _names);
         return output.Logits.select(1, -1).clone();   // clone: don't keep the whole prefill logits alive
     }
 

@@ -24,6 +24,11 @@ public sealed class ForwardArgs
     public Tensor? DecoderAttentionMask { get; init; }
     /// <summary>Encoder outputs reused across decoder steps (encoder-decoder generation).</summary>
     public Tensor? EncoderHiddenStates { get; init; }
+    /// <summary>
+    /// Causal LMs: logits for only the last this-many positions (transformers' <c>logits_to_keep</c>); 0 = all. A
+    /// prefill needs only the last position's, which spares the vocabulary projection of every other prompt token.
+    /// </summary>
+    public int LogitsToKeep { get; init; }
 }
 
 /// <summary>Outputs of one forward pass. Disposing releases the tensors it owns.</summary>

@@ -1,4 +1,5 @@
 using Peft.Training.Models;
+using Peft.Training.Tuners;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,8 +16,18 @@ internal sealed class RunningBatch : IDisposable
     private readonly int _layers;
     private KvCache? _cache;
     private Tensor? _mask;
+    private StableRowAdapters? _names;
 
     public RunningBatch(int layers) => _layers = layers;
+
+    /// <summary>
+    /// The rows' adapter names, one instance while neither rows nor adapters change: layers keep what they gather for
+    /// it between decode steps. Rebuilt after a join or leave, and after <see cref="Invalidate"/>.
+    /// </summary>
+    private StableRowAdapters Names => _names ??= new StableRowAdapters(Rows.Select(r => r.RowName).ToList());
+
+    /// <summary>An adapter was loaded, swapped or unloaded: the next step gathers afresh.</summary>
+    public void Invalidate() => _names = null;
 
     public List<InferenceRequest> Rows { get; } = new();
     public int Count => Rows.Count;
@@ -26,6 +37,7 @@ internal sealed class RunningBatch : IDisposable
     public void Join(InferenceRequest request, KvCache cache)
     {
         long len = cache.Length;
+        _names = null;
         using var scope = torch.NewDisposeScope();
         var mask = torch.ones(1, len, dtype: ScalarType.Int64, device: cache.Get(0)!.Value.Key.device);
         if (_cache is null)
@@ -71,7 +83,7 @@ internal sealed class RunningBatch : IDisposable
         var mask = torch.cat([_mask, torch.ones(Rows.Count, 1, dtype: ScalarType.Int64, device: device)], 1);
         using Scalar one = 1;   // held past the native call: an implicit temporary can be finalized mid-call
         var positions = mask.sum(-1, keepdim: true) - one;
-        using var output = forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = _cache }, Rows.Select(r => r.RowName).ToList());
+        using var output = forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = _cache }, Names);
         var logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu();
         vocab = logits.shape[1];
         _mask.Dispose();
@@ -83,6 +95,7 @@ internal sealed class RunningBatch : IDisposable
     public void Keep(IReadOnlyList<int> keep)
     {
         if (keep.Count == Rows.Count) return;
+        _names = null;
         var kept = keep.Select(i => Rows[i]).ToList();
         Rows.Clear();
         Rows.AddRange(kept);

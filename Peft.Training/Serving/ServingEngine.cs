@@ -140,7 +140,12 @@ public sealed class ServingEngine : IDisposable
             {
                 RunControl();
                 Admit();
-                if (_batch.Count > 0) { DecodeStep(); AfterDecodeStep?.Invoke(); }
+                if (_batch.Count > 0)
+                {
+                    DecodeStep();
+                    AfterDecodeStep?.Invoke();
+                    if (_batch.Count == 0) _peft.ReleaseRowCaches();
+                }
                 Running = _batch.Count;
                 if (_batch.Count == 0 && _queue.IsEmpty && _control.IsEmpty) _wake.Wait(100);
             }
@@ -149,6 +154,7 @@ public sealed class ServingEngine : IDisposable
                 // A bug in a step must not kill the server: fail the running sequences and go on.
                 foreach (var r in _batch.Rows) r.Fail(e);
                 _batch.Keep([]);
+                _peft.ReleaseRowCaches();
             }
         }
         foreach (var r in _batch.Rows) r.Finish("cancelled", null);
@@ -160,6 +166,7 @@ public sealed class ServingEngine : IDisposable
     {
         while (_control.TryDequeue(out var c))
         {
+            _batch.Invalidate();   // the work may load, swap or drop adapters the running rows name
             try { c.Work(_peft); c.Done.TrySetResult(); }
             catch (Exception e) { c.Done.TrySetException(e); }
         }
@@ -175,7 +182,11 @@ public sealed class ServingEngine : IDisposable
             prefills++;
             try
             {
-                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
+                if (r.Adapter is { } lease)
+                {
+                    Adapters.Attach(lease.Entry, _peft);
+                    _batch.Invalidate();
+                }
                 Prefill(r);
             }
             catch (Exception e)
@@ -199,7 +210,7 @@ public sealed class ServingEngine : IDisposable
                 var ids = torch.tensor(r.Prompt.Select(t => (long)t).ToArray(), device: device).view(1, r.Prompt.Count);
                 var mask = torch.ones_like(ids);
                 var positions = TensorRanges.Of(0, r.Prompt.Count, device).view(1, r.Prompt.Count);
-                using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache }, [r.RowName]);
+                using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache, LogitsToKeep = 1 }, [r.RowName]);
                 logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu().data<float>().ToArray();
             }
             Metrics?.FirstToken(r.AdapterKey, r.Clock.Elapsed);

@@ -177,6 +177,13 @@ public sealed partial class PeftModel : IDisposable
         finally { foreach (var w in _modulesToSave.Values) w.RowAdapterNames = null; }
     }
 
+    /// <summary>Frees the per-row tensors layers keep for a <see cref="StableRowAdapters"/> batch (call when it ends).</summary>
+    public void ReleaseRowCaches()
+    {
+        if (Tuner is Lora.LoraTuner lora)
+            foreach (var (_, l) in lora.Layers) l.ReleaseRowCache();
+    }
+
     /// <summary>Freezes the base; the active adapter's tensors (and bias/modules_to_save per config) become trainable.</summary>
     private void UpdateTrainable()
     {

@@ -44,6 +44,6 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
     {
         using var scope = torch.NewDisposeScope();
         var encoded = transformer.Encode(args, RunDecoderLayer);
-        return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
+        return TaskHeads.Output(lm_head.forward(TaskHeads.ForLogits(encoded.Hidden, args)), encoded);
     }
 }

@@ -39,6 +39,6 @@ public sealed class LlamaForCausalLM : PretrainedModel
     {
         using var scope = torch.NewDisposeScope();
         var encoded = model.Encode(args, RunDecoderLayer);
-        return TaskHeads.Output(lm_head.forward(encoded.Hidden), encoded);
+        return TaskHeads.Output(lm_head.forward(TaskHeads.ForLogits(encoded.Hidden, args)), encoded);
     }
 }

@@ -35,6 +35,7 @@ public sealed partial class LoraLayer
     /// </summary>
     public void Swap(string adapter, Tensor? a, Tensor? b, LoraAdapterSettings settings)
     {
+        ReleaseRowCache();
         using var noGrad = torch.no_grad();
         var (curA, curB) = Factors(adapter);
         if (a is null || b is null)
@@ -60,6 +61,7 @@ public sealed partial class LoraLayer
 
     private void ReplaceStorage(string adapter, Tensor newA, Tensor newB)
     {
+        ReleaseRowCache();
         bool trainable = Factors(adapter).A.requires_grad;
         if (_linear is not null)
         {

@@ -27,12 +27,14 @@ public sealed partial class LoraLayer
         if (_settings.ContainsKey(name) || _ia3Rows.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
         long[] shape = feedforward ? [1, InFeatures] : [OutFeatures, 1];
         using var noGrad = torch.no_grad();
+        ReleaseRowCache();
         _ia3Rows[name] = (new Parameter(torch.ones(shape, ScalarType.Float32, BaseWeight.device), requires_grad: false), feedforward);
     }
 
     private bool RemoveIa3(string name)
     {
         if (!_ia3Rows.Remove(name, out var entry)) return false;
+        ReleaseRowCache();
         entry.Vector.Dispose();
         return true;
     }
@@ -43,21 +45,34 @@ public sealed partial class LoraLayer
         _ia3Rows.Clear();
     }
 
+    /// <summary>t · scale in float32 (IA³ vectors are), back in t's dtype; no casts when t is float32 already.</summary>
+    private static Tensor ScaleRows(Tensor t, Tensor scale) =>
+        t.dtype == ScalarType.Float32 ? t * scale : (t.to(ScalarType.Float32) * scale).to(t.dtype);
+
     /// <summary>Per-row IA³ factors shaped to broadcast over <paramref name="like"/> ([rows, ..., features]); null when no row has one here.</summary>
     private Tensor? Ia3RowScales(IReadOnlyList<string> rows, bool feedforward, long features, Tensor like)
     {
         if (_ia3Rows.Count == 0) return null;
-        var names = rows.Distinct().Where(n => _ia3Rows.TryGetValue(n, out var e) && e.Feedforward == feedforward).ToList();
-        if (names.Count == 0) return null;
-        var scale = torch.ones(rows.Count, features, ScalarType.Float32, like.device);
-        foreach (var name in names)
-        {
-            var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: like.device);
-            scale.index_copy_(0, idx, _ia3Rows[name].Vector.flatten().unsqueeze(0).expand(idx.shape[0], features));
-        }
+        var scale = RowCached(rows, feedforward ? "ia3.in" : "ia3.out", () => GatherIa3(rows, feedforward, features, like.device));
+        if (scale is null) return null;
         var shape = Enumerable.Repeat(1L, (int)like.dim()).ToArray();
         shape[0] = rows.Count;
         shape[^1] = features;
         return scale.view(shape);
+    }
+
+    /// <summary>[rows, features]: each row's IA³ vector, 1 for rows without one; null when no row has one here.</summary>
+    private Tensor? GatherIa3(IReadOnlyList<string> rows, bool feedforward, long features, Device device)
+    {
+        var names = rows.Distinct().Where(n => _ia3Rows.TryGetValue(n, out var e) && e.Feedforward == feedforward).ToList();
+        if (names.Count == 0) return null;
+        using var scope = torch.NewDisposeScope();
+        var scale = torch.ones(rows.Count, features, ScalarType.Float32, device);
+        foreach (var name in names)
+        {
+            var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: device);
+            scale.index_copy_(0, idx, _ia3Rows[name].Vector.flatten().unsqueeze(0).expand(idx.shape[0], features));
+        }
+        return scale.MoveToOuterDisposeScope();
     }
 }

@@ -100,6 +100,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         if (_settings.ContainsKey(name)) throw new InvalidOperationException($"adapter '{name}' already exists on this layer");
         if (settings.R <= 0) throw new ArgumentException($"LoRA rank must be positive, got {settings.R}");
         if (settings.UseDora && IsEmbedding) throw new PeftUserException("DoRA on embedding layers is not supported");
+        ReleaseRowCache();
         var device = BaseWeight.device;
         var dtype = ScalarType.Float32; // adapters are kept in float32 (PEFT autocasts half-precision adapters up)
         using var noGrad = torch.no_grad();
@@ -132,6 +133,7 @@ public sealed partial class LoraLayer : IAdapterLayer
     {
         if (MergedAdapters.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it before deleting");
         if (RemoveIa3(name) || !_settings.Remove(name)) return;
+        ReleaseRowCache();
         if (_linear is not null) { _loraA!.Remove(name); _loraB!.Remove(name); }
         else { RemoveAndDispose(_embA!, name); RemoveAndDispose(_embB!, name); }
         if (_magnitude is not null) RemoveAndDispose(_magnitude, name);
@@ -153,6 +155,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         foreach (var n in new[] { "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector" })
             m.register_module(n, null!);
         Host.Tuner = null;
+        ReleaseRowCache();
         DisposeIa3();
         // Unregistered containers are ours alone now: free their tensors instead of leaving them to finalizers.
         _loraA?.Dispose();
@@ -219,13 +222,27 @@ public sealed partial class LoraLayer : IAdapterLayer
         using var scope = torch.NewDisposeScope();
         // IA³ rows: input scaling before the shared base product, output scaling after it (1 for every other row).
         var inScale = Ia3RowScales(rows, true, InFeatures, x);
-        var result = Host.BaseForward(inScale is null ? x : (x.to(ScalarType.Float32) * inScale).to(x.dtype));
+        var result = Host.BaseForward(inScale is null ? x : ScaleRows(x, inScale));
         var outDtype = result.dtype;
         var outScale = Ia3RowScales(rows, false, OutFeatures, result);
-        if (outScale is not null) result = (result.to(ScalarType.Float32) * outScale).to(outDtype);
-        if (GatheredDelta(x, rows) is { } gathered) return (result + gathered.to(outDtype)).MoveToOuterDisposeScope();
+        if (outScale is not null) result = ScaleRows(result, outScale);
+        var distinct = rows.Distinct().ToList();
+        if (distinct.Count == 1 && _linear is not null && _settings.TryGetValue(distinct[0], out var only) && !only.UseDora)
+        {
+            // Every row on one adapter (a popular adapter's batch): the plain product, no gather or scatter.
+            var (a, b) = Factors(distinct[0]);
+            if (x.dtype == a.dtype && result.dtype == a.dtype && _loraB![distinct[0]].bias is null && !Host.AsModule.training)
+            {
+                var xa = nn.functional.linear(x.reshape(-1, InFeatures), a);   // [tokens, r]
+                return result.reshape(-1, OutFeatures).addmm(xa, b.t(), 1, (float)only.Scaling).view(result.shape).MoveToOuterDisposeScope();
+            }
+            using Scalar scaling = only.Scaling;
+            var delta = _loraB![distinct[0]].forward(_loraA![distinct[0]].forward(Dropout(distinct[0], x.to(ScalarType.Float32)))) * scaling;
+            return (result + delta.to(outDtype)).MoveToOuterDisposeScope();
+        }
+        if (GatheredForward(x, result, rows) is { } gathered) return gathered.MoveToOuterDisposeScope();
         using Scalar one = 1;
-        foreach (var name in rows.Distinct())
+        foreach (var name in distinct)
         {
             if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
             if (s.UseDora) throw new PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");

@@ -158,6 +158,7 @@ public abstract class PromptLearningTuner : ITuner
         DecoderInputIds = args.DecoderInputIds,
         DecoderAttentionMask = args.DecoderAttentionMask,
         EncoderHiddenStates = args.EncoderHiddenStates,
+        LogitsToKeep = args.LogitsToKeep,   // the last positions stay the last with virtual tokens in front
     };
 
     /// <summary>Moves an output created inside the caller's dispose scope one scope further out.</summary>
