@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Peft.Training.Nn;
 
-/// <summary>Shared attention pieces: additive masks, key/value head repetition, scaled dot-product attention.</summary>
+/// <summary>Shared attention pieces: additive masks, scaled dot-product attention (grouped-query too).</summary>
 public static class AttentionOps
 {
     /// <summary>
@@ -66,12 +66,26 @@ public static class AttentionOps
         _ => float.MinValue,
     };
 
-    /// <summary>[b, kv_heads, s, d] → [b, kv_heads·groups, s, d] (grouped-query attention).</summary>
-    public static Tensor RepeatKv(Tensor x, long groups)
+    /// <summary>
+    /// <see cref="Attend"/> with an additive mask for grouped-query attention, without repeating keys and values per
+    /// query head: each key/value head's <paramref name="groups"/> query heads are stacked along the query axis
+    /// ([b, kv, groups·s, d]) and meet their shared keys in one matmul. The same dot products and the same dropout
+    /// layout as repeating, but a decode step no longer copies the whole cache groups times.
+    /// </summary>
+    public static Tensor AttendGrouped(Tensor q, Tensor k, Tensor v, Tensor? additiveMask, double scale, long groups,
+        Func<Tensor, Tensor>? dropout = null)
     {
-        if (groups == 1) return x.alias();
-        long b = x.shape[0], h = x.shape[1], s = x.shape[2], d = x.shape[3];
-        return x.unsqueeze(2).expand(b, h, groups, s, d).reshape(b, h * groups, s, d);
+        if (groups == 1) return Attend(q, k, v, additiveMask, scale, dropout: dropout);
+        using var scope = torch.NewDisposeScope();
+        long b = q.shape[0], h = q.shape[1], s = q.shape[2], d = q.shape[3], kv = k.shape[1], keys = k.shape[2];
+        var scores = q.reshape(b, kv, groups * s, d).matmul(k.transpose(-1, -2));   // [b, kv, groups·s, keys]
+        using Scalar scaleS = scale;
+        if (scale != 1.0) scores = scores * scaleS;
+        if (additiveMask is not null)
+            scores = (scores.view(b, kv, groups, s, keys) + additiveMask.unsqueeze(2)).view(b, kv, groups * s, keys);
+        var probs = scores.softmax(-1, ScalarType.Float32).to(q.dtype);
+        if (dropout is not null) probs = dropout(probs);
+        return probs.matmul(v).view(b, h, s, d).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -42,7 +42,7 @@ internal sealed class LlamaAttention : nn.Module<Tensor, DecoderContext, Tensor>
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(_layer, k, v);
         long groups = _heads / _kvHeads;
-        var attn = AttentionOps.Attend(q, AttentionOps.RepeatKv(k, groups), AttentionOps.RepeatKv(v, groups), ctx.Mask, 1.0 / Math.Sqrt(_headDim),
+        var attn = AttentionOps.AttendGrouped(q, k, v, ctx.Mask, 1.0 / Math.Sqrt(_headDim), groups,
             dropout: p => _dropout.Apply(p, _attnDrop, training));
         var merged = attn.transpose(1, 2).reshape(b, s, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
