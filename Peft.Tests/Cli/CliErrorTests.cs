@@ -143,14 +143,6 @@ public class CliErrorTests
     }
 
     [Fact]
-    public void DoraCannotBeMixedInABatch()
-    {
-        using var tmp = new TempDir();
-        Forward(LlamaBase, tmp["o.safetensors"], "--adapter", CliHarness.Golden("llama_lora_dora"), "--adapter-names", "llama_lora_dora,__base__")
-            .AssertBadInput("llama_lora_dora", "DoRA");
-    }
-
-    [Fact]
     public void BadWeights()
     {
         using var tmp = new TempDir();

@@ -51,6 +51,22 @@ public class CliForwardTests
     }
 
     [Fact]
+    public void DoraRowsMixWithBaseRows()
+    {
+        // PEFT 0.10 refuses adapter_names with DoRA; here each DoRA row gets DoRA's own logits (golden) beside a base row.
+        string dora = CliHarness.Golden("llama_lora_dora");
+        AssertForward("llama_lora_dora", "logits", "forward", CliHarness.Golden("llama_base"), "--adapter", dora,
+            "--adapter-names", "llama_lora_dora,llama_lora_dora");
+        using var tmp = new TempDir();
+        using var scope = torch.NewDisposeScope();
+        CliHarness.Run(["forward", CliHarness.Golden("llama_base"), "--adapter", dora, "--adapter-names", "llama_lora_dora,__base__",
+            "--input", CliHarness.ExpectedFile("llama_lora_dora"), "--out", tmp["out.safetensors"]]).AssertOk();
+        var logits = CliHarness.Logits(tmp["out.safetensors"]);
+        GoldenData.AssertClose(CliHarness.ExpectedTensor("llama_lora_dora", "logits")[0], logits[0], Tol, "DoRA row");
+        GoldenData.AssertClose(CliHarness.ExpectedTensor("llama_lora_dora", "base_logits")[1], logits[1], Tol, "base row");
+    }
+
+    [Fact]
     public void FirstAdapterIsActiveWithoutAdapterNames()
     {
         string mb = CliHarness.Golden("llama_lora_mixed_batch");

@@ -184,13 +184,11 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
 
     private static int RankOf(PeftConfig c) => c is LoraConfig l ? (int)Math.Max(l.R, l.RankPattern.Values.DefaultIfEmpty(0).Max()) : 0;
 
-    /// <summary>LoRA without DoRA and IA³ share a mixed batch here; other methods are refused up front (422).</summary>
+    /// <summary>LoRA (DoRA included) and IA³ share a mixed batch here; other methods are refused up front (422).</summary>
     private void Check(PeftConfig config, string folder)
     {
         if (config is not (LoraConfig or Ia3Config))
-            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA and IA3 adapters per row in one batch; prompt and prefix methods would need their own batches, not implemented)", UserErrorKind.Invalid);
-        if (config is LoraConfig { UseDora: true })
-            throw new PeftUserException($"{folder}: DoRA adapters are not served (DoRA's weight norm cannot be applied per row; merge it into a model instead)", UserErrorKind.Invalid);
+            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA, DoRA and IA3 adapters per row in one batch; prompt and prefix methods would need their own batches, not implemented)", UserErrorKind.Invalid);
         if (config.BaseModelNameOrPath is { Length: > 0 } declared) CheckBase(declared, folder);
     }
 

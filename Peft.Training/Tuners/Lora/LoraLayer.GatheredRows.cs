@@ -46,7 +46,7 @@ public sealed partial class LoraLayer
     /// more than the base product itself; gathering anew every decode step costs a copy of every row's factors, which
     /// on a small model rivals the base weights' traffic, hence <see cref="RowCached"/>.
     /// Null when this batch doesn't qualify (training with dropout, an embedding layer, a B bias, or fewer than two
-    /// distinct adapters), and the caller loops.
+    /// distinct plain LoRA adapters), and the caller loops.
     /// </summary>
     private Tensor? GatheredForward(Tensor x, Tensor result, IReadOnlyList<string> rows)
     {
@@ -69,13 +69,13 @@ public sealed partial class LoraLayer
     /// </summary>
     private (Tensor A, Tensor B)? GatherRows(IReadOnlyList<string> rows, Device device)
     {
-        var present = rows.Where(_settings.ContainsKey).Distinct().ToList();
+        // DoRA rows get zeros here and their own delta afterwards (MixedBatchForward).
+        var present = rows.Where(n => _settings.TryGetValue(n, out var s) && !s.UseDora).Distinct().ToList();
         if (present.Count < 2) return null;
         int rMax = 0;
         foreach (var name in present)
         {
             var s = _settings[name];
-            if (s.UseDora) throw new Core.PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
             if (_loraB![name].bias is not null) return null;
             rMax = Math.Max(rMax, s.R);
         }
@@ -89,7 +89,7 @@ public sealed partial class LoraLayer
         var scales = new float[rows.Count];
         for (int i = 0; i < rows.Count; i++)
         {
-            if (!_settings.TryGetValue(rows[i], out var s)) { (rowsA[i], rowsB[i]) = (zeroA, zeroB); continue; }
+            if (!_settings.TryGetValue(rows[i], out var s) || s.UseDora) { (rowsA[i], rowsB[i]) = (zeroA, zeroB); continue; }
             if (!perName.TryGetValue(rows[i], out var f))
             {
                 var (a, b) = Factors(rows[i]);

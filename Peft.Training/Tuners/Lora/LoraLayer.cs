@@ -240,18 +240,21 @@ public sealed partial class LoraLayer : IAdapterLayer
             var delta = _loraB![distinct[0]].forward(_loraA![distinct[0]].forward(Dropout(distinct[0], x.to(ScalarType.Float32)))) * scaling;
             return (result + delta.to(outDtype)).MoveToOuterDisposeScope();
         }
-        if (GatheredForward(x, result, rows) is { } gathered) return gathered.MoveToOuterDisposeScope();
+        // Plain LoRA rows gathered (or looped); DoRA rows after that, each adapter on its own rows: DoRA's column norm
+        // makes its delta depend on the base product as well (PEFT itself refuses adapter_names with DoRA).
+        var sum = GatheredForward(x, result, rows);
+        bool gathered = sum is not null;
+        if (sum is not null) result = sum;
         using Scalar one = 1;
         foreach (var name in distinct)
         {
-            if (name == BaseRowName || !_settings.TryGetValue(name, out var s)) continue;
-            if (s.UseDora) throw new PeftUserException($"adapter '{name}' uses DoRA, which cannot be mixed in a batch");
+            if (name == BaseRowName || !_settings.TryGetValue(name, out var s) || (gathered && !s.UseDora)) continue;
             var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
             var sub = x.index_select(0, idx);
             using Scalar scaling = s.Scaling;
-            Tensor delta = _linear is not null
-                ? _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * scaling
-                : EmbeddingDelta(name, sub);
+            Tensor delta = _linear is null ? EmbeddingDelta(name, sub)
+                : s.UseDora ? DoraDelta(name, Dropout(name, sub.to(ScalarType.Float32)))
+                : _loraB![name].forward(_loraA![name].forward(Dropout(name, sub.to(ScalarType.Float32)))) * scaling;
             result = result.index_add(0, idx, delta.to(outDtype), one);
         }
         return result.MoveToOuterDisposeScope();

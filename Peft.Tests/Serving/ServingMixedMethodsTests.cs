@@ -8,17 +8,18 @@ using TorchSharp;
 namespace Peft.Tests.Serving;
 
 /// <summary>
-/// IA³ adapters share the running batch with LoRA adapters (some on the same layers: v_proj, down_proj) and the base:
-/// each IA³ row gets PEFT's logits (golden, 1e-4) and, row by row, the logits (1e-4) and greedy tokens it gets alone.
+/// IA³ and DoRA adapters share the running batch with LoRA adapters (on the same layers: q_proj, v_proj, down_proj) and
+/// the base: each IA³ / DoRA row gets PEFT's logits (golden, 1e-4) and, row by row, the logits (1e-4) and greedy tokens
+/// it gets alone.
 /// </summary>
-public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
+public class ServingMixedMethodsTests(ServingFixture fx) : IClassFixture<ServingFixture>
 {
     private const string Ia3Case = "llama_ia3";
     private static readonly SamplingParams Greedy = new() { MaxTokens = 8, Temperature = 0, StopAtEos = false };
 
-    private void EnsureIa3Adapter()
+    private void EnsureAdapter(string golden = Ia3Case, string name = "ia")
     {
-        if (!Directory.Exists(Path.Combine(fx.Root, "ia", "1"))) fx.CopyAdapter(GoldenData.Dir(Ia3Case), "ia", 1);
+        if (!Directory.Exists(Path.Combine(fx.Root, name, "1"))) fx.CopyAdapter(GoldenData.Dir(golden), name, 1);
     }
 
     private static async Task<SequenceResult> Run(ServingEngine engine, string? adapter, int[] prompt, SamplingParams p)
@@ -28,9 +29,9 @@ public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
     }
 
     /// <summary>The golden batch's rows as unpadded prompts, with PEFT's logits at each row's last real token.</summary>
-    private static List<(int[] Prompt, float[] Logits)> GoldenRows()
+    private static List<(int[] Prompt, float[] Logits)> GoldenRows(string golden)
     {
-        var e = GoldenData.Expected(Ia3Case);
+        var e = GoldenData.Expected(golden);
         var rows = new List<(int[], float[])>();
         for (int i = 0; i < e["input_ids"].shape[0]; i++)
         {
@@ -43,11 +44,13 @@ public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
         return rows;
     }
 
-    [Fact]
-    public async Task Ia3RowsInAMixedBatchGetPeftsLogitsAndWhatTheyGetAlone()
+    [Theory]
+    [InlineData(Ia3Case, "ia")]
+    [InlineData("llama_lora_dora", "dora")]
+    public async Task RowsInAMixedBatchGetPeftsLogitsAndWhatTheyGetAlone(string goldenCase, string name)
     {
-        EnsureIa3Adapter();
-        var golden = GoldenRows();
+        EnsureAdapter(goldenCase, name);
+        var golden = GoldenRows(goldenCase);
         Assert.NotEmpty(golden);
         var (engine, cache) = fx.Engine();
         using var _ = engine;
@@ -55,19 +58,19 @@ public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
 
         (string? Adapter, int[] Prompt)[] requests =
         [
-            ("ia", golden[0].Prompt),
+            (name, golden[0].Prompt),
             ("a", [1, 5, 9, 13, 17]),
             ("c", [1, 7, 7, 7, 7, 7, 30, 31, 32]),
             (null, [1, 100, 3, 64]),
-            ("ia", [1, 2, 40, 41]),
+            (name, [1, 2, 40, 41]),
             ("b", [1, 40, 41]),
         ];
         var alone = new List<SequenceResult>();
         foreach (var (adapter, prompt) in requests) alone.Add(await Run(engine, adapter, prompt, Greedy));
         Assert.Equal(1, engine.PeakBatch);
-        // Alone, the IA³ row is PEFT's IA3 model (golden logits of its last prompt token).
+        // Alone, the row is PEFT's model (golden logits of its last prompt token).
         double goldenDiff = golden[0].Logits.Zip(alone[0].Logits![0], (x, y) => Math.Abs(x - y)).Max();
-        Assert.True(goldenDiff <= 1e-4, $"IA3 prefill logits differ from PEFT's by {goldenDiff:E2}");
+        Assert.True(goldenDiff <= 1e-4, $"{name} prefill logits differ from PEFT's by {goldenDiff:E2}");
 
         var leases = new List<AdapterLease?>();
         foreach (var (adapter, _) in requests) leases.Add(adapter is null ? null : await cache.AcquireAsync(adapter, default));
@@ -82,13 +85,13 @@ public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
                 Assert.True(diff <= 1e-4, $"request {i} ({requests[i].Adapter ?? "base"}) step {s}: logits differ by {diff:E2}");
             }
         }
-        // The IA³ adapter changes the answer (else the checks above prove nothing).
+        // The adapter changes the answer (else the checks above prove nothing).
         var onBase = await Run(engine, null, golden[0].Prompt, Greedy);
         Assert.NotEqual(onBase.Logits![0], results[0].Logits![0]);
 
-        // Greedy tokens equal PEFT's IA3 model (the engine's own generator over PeftModel.FromPretrained).
+        // Greedy tokens equal PEFT's model (the engine's own generator over PeftModel.FromPretrained).
         var model = AutoModel.FromPretrained(GoldenData.Dir(ServingFixture.BaseCase));
-        using var peft = PeftModel.FromPretrained(model, Path.Combine(fx.Root, "ia", "1"));
+        using var peft = PeftModel.FromPretrained(model, Path.Combine(fx.Root, name, "1"));
         model.eval();
         using var noGrad = torch.no_grad();
         var ids = golden[0].Prompt.Select(t => (long)t).ToList();
@@ -104,7 +107,7 @@ public class ServingIa3Tests(ServingFixture fx) : IClassFixture<ServingFixture>
     [Fact]
     public async Task Ia3AdaptersUnloadAndCannotBeMergedPerRequest()
     {
-        EnsureIa3Adapter();
+        EnsureAdapter();
         var (engine, cache) = fx.Engine();
         using var _ = engine;
         using var __ = cache;
