@@ -34,5 +34,11 @@ public class GoldenBaseModelTests
         Assert.Equal(n, output.HiddenStates!.Count);
         for (int i = 0; i < n; i++)
             GoldenData.AssertClose(expected[$"hidden_states.{i}"], output.HiddenStates[i], 1e-4, $"hidden_states.{i}");
+        if (model.Task != TaskType.CausalLM) return;
+        // logits_to_keep = 1 (what a prefill asks for): the last position only, the same numbers.
+        using var last = model.Forward(new ForwardArgs { InputIds = expected["input_ids"], AttentionMask = expected["attention_mask"], LogitsToKeep = 1 });
+        long t = expected["logits"].shape[1];
+        Assert.Equal(1, last.Logits.shape[1]);
+        GoldenData.AssertClose(expected["logits"].narrow(1, t - 1, 1), last.Logits, 1e-4, "logits_to_keep=1");
     }
 }

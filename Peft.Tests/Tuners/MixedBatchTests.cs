@@ -18,6 +18,13 @@ public class MixedBatchTests
         return peft;
     }
 
+    /// <summary>The llama mixed-batch case: both adapters loaded, PEFT's expected tensors, and their inputs as forward arguments.</summary>
+    private static (PeftModel Peft, Dictionary<string, Tensor> Expected, ForwardArgs Args) LlamaMixedCase()
+    {
+        var e = GoldenData.Expected("llama_lora_mixed_batch");
+        return (LoadBoth("llama_lora_mixed_batch", "llama_base"), e, new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] });
+    }
+
     [Theory]
     [InlineData("llama_lora_mixed_batch", "llama_base")]
     [InlineData("gpt2_lora_mixed_batch", "gpt2_base")]
@@ -47,9 +54,8 @@ public class MixedBatchTests
     {
         // A decode loop passes one StableRowAdapters instance step after step; layers keep the stacks they gather.
         using var scope = torch.NewDisposeScope();
-        using var peft = LoadBoth("llama_lora_mixed_batch", "llama_base");
-        var e = GoldenData.Expected("llama_lora_mixed_batch");
-        var args = new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+        var (peft, e, args) = LlamaMixedCase();
+        using var owned = peft;
         using var noGrad = torch.no_grad();
         var rows = new StableRowAdapters(["adapter_a", "adapter_b"]);
         for (int step = 0; step < 3; step++)
@@ -68,31 +74,12 @@ public class MixedBatchTests
             GoldenData.AssertClose(e["logits_adapter_b"], o.Logits, 1e-4, "adapter_a now holds adapter_b's weights");
     }
 
-    [Theory]
-    [InlineData("llama_base")]
-    [InlineData("gpt2_base")]
-    [InlineData("opt_base")]
-    [InlineData("bloom_base")]
-    public void LogitsToKeepGivesTheLastPositionsOnly(string baseName)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var model = AutoModel.FromPretrained(GoldenData.Dir(baseName));
-        model.eval();
-        using var noGrad = torch.no_grad();
-        var ids = torch.tensor(new long[] { 5, 9, 3, 7, 11, 2, 4, 6 }).view(2, 4);
-        using var all = model.Forward(new ForwardArgs { InputIds = ids });
-        using var last = model.Forward(new ForwardArgs { InputIds = ids, LogitsToKeep = 1 });
-        Assert.Equal(new long[] { 2, 1, all.Logits.shape[2] }, last.Logits.shape);
-        GoldenData.AssertClose(all.Logits.narrow(1, 3, 1), last.Logits, 1e-5, "last position");
-    }
-
     [Fact]
     public void BadAdapterNamesAreRejected()
     {
         using var scope = torch.NewDisposeScope();
-        using var peft = LoadBoth("llama_lora_mixed_batch", "llama_base");
-        var e = GoldenData.Expected("llama_lora_mixed_batch");
-        var args = new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+        var (peft, e, args) = LlamaMixedCase();
+        using var owned = peft;
         using var noGrad = torch.no_grad();
         var unknown = Assert.Throws<ArgumentException>(() => peft.Forward(args, ["adapter_a", "nope"]));
         Assert.Contains("'nope'", unknown.Message);
@@ -107,9 +94,8 @@ public class MixedBatchTests
     public void SeveralActiveAdaptersAreSummed()
     {
         using var scope = torch.NewDisposeScope();
-        using var peft = LoadBoth("llama_lora_mixed_batch", "llama_base");
-        var e = GoldenData.Expected("llama_lora_mixed_batch");
-        var args = new ForwardArgs { InputIds = e["input_ids"], AttentionMask = e["attention_mask"] };
+        var (peft, e, args) = LlamaMixedCase();
+        using var owned = peft;
         using var noGrad = torch.no_grad();
         peft.SetAdapters(["adapter_a", "adapter_b"]);
         using var both = peft.Forward(args);

@@ -54,7 +54,7 @@ public sealed class KvCache : IDisposable
         var oldK = _keys[layer];
         var oldV = _values[layer];
         long filled = oldK is null ? 0 : _lengths[layer], added = key.shape[2];
-        if (oldK is null || torch.is_grad_enabled() || oldK.shape[0] != key.shape[0])
+        if (oldK is null || torch.is_grad_enabled())
         {
             var k = oldK is null ? key.alias() : torch.cat([Filled(oldK, layer), key], 2);
             var v = oldV is null ? value.alias() : torch.cat([Filled(oldV!, layer), value], 2);

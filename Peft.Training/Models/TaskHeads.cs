@@ -103,11 +103,11 @@ public static class TaskHeads
     public static int? PadTokenId(ModelConfig c) =>
         c.Json.TryGetPropertyValue("pad_token_id", out var v) && v is JsonValue jv && jv.TryGetValue<int>(out var id) ? id : null;
 
-    /// <summary>The output of a head: its logits, with the backbone's last hidden state (and all of them if asked for).</summary>
     /// <summary>The hidden states the LM head projects: the last <see cref="ForwardArgs.LogitsToKeep"/> positions, or all.</summary>
     internal static Tensor ForLogits(Tensor hidden, ForwardArgs args) =>
         args.LogitsToKeep > 0 && hidden.shape[1] > args.LogitsToKeep ? hidden.narrow(1, hidden.shape[1] - args.LogitsToKeep, args.LogitsToKeep) : hidden;
 
+    /// <summary>The output of a head: its logits, with the backbone's last hidden state (and all of them if asked for).</summary>
     internal static ModelOutput Output(Tensor logits, BackboneOutput backbone) => new()
     {
         Logits = logits.to(ScalarType.Float32).MoveToOuterDisposeScope(),

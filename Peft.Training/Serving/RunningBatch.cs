@@ -21,13 +21,11 @@ internal sealed class RunningBatch : IDisposable
     public RunningBatch(int layers) => _layers = layers;
 
     /// <summary>
-    /// The rows' adapter names, one instance while neither rows nor adapters change: layers keep what they gather for
-    /// it between decode steps. Rebuilt after a join or leave, and after <see cref="Invalidate"/>.
+    /// The rows' adapter names, one instance while the rows stay the same: layers keep what they gather for it between
+    /// decode steps. Rebuilt after a join or leave; loading, swapping or dropping an adapter clears what the layers
+    /// concerned keep (LoraLayer.ReleaseRowCache), so the instance can stay.
     /// </summary>
     private StableRowAdapters Names => _names ??= new StableRowAdapters(Rows.Select(r => r.RowName).ToList());
-
-    /// <summary>An adapter was loaded, swapped or unloaded: the next step gathers afresh.</summary>
-    public void Invalidate() => _names = null;
 
     public List<InferenceRequest> Rows { get; } = new();
     public int Count => Rows.Count;

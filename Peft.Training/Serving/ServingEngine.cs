@@ -166,7 +166,6 @@ public sealed class ServingEngine : IDisposable
     {
         while (_control.TryDequeue(out var c))
         {
-            _batch.Invalidate();   // the work may load, swap or drop adapters the running rows name
             try { c.Work(_peft); c.Done.TrySetResult(); }
             catch (Exception e) { c.Done.TrySetException(e); }
         }
@@ -182,11 +181,7 @@ public sealed class ServingEngine : IDisposable
             prefills++;
             try
             {
-                if (r.Adapter is { } lease)
-                {
-                    Adapters.Attach(lease.Entry, _peft);
-                    _batch.Invalidate();
-                }
+                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
                 Prefill(r);
             }
             catch (Exception e)

@@ -4,10 +4,11 @@ namespace Peft.Training.Tuners;
 
 /// <summary>
 /// One adapter name per batch row, for a caller that decodes the same rows step after step: layers may keep the per-row
-/// tensors they gather (stacked LoRA factors, IA³ row scales) for as long as the same instance comes back. The caller
-/// promises that while it passes this instance neither the rows nor any named adapter's weights or scaling change, and
-/// makes a new instance when they do (the serving loop does on every join, leave, load and unload). A plain list is
-/// never cached. <see cref="PeftModel.ReleaseRowCaches"/> frees what the layers hold.
+/// tensors they gather (stacked LoRA factors, IA³ row scales) for as long as the same instance comes back. Adding,
+/// deleting or hot-swapping an adapter clears what the layers concerned keep; the caller makes a new instance when the
+/// rows change (the serving loop does on every join and leave) and must not write into adapter tensors or change a
+/// scaling while it passes this one. A plain list is never cached. <see cref="PeftModel.ReleaseRowCaches"/> frees
+/// what the layers hold.
 /// </summary>
 public sealed class StableRowAdapters(IReadOnlyList<string> names) : IReadOnlyList<string>
 {

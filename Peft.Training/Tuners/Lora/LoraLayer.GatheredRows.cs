@@ -5,16 +5,16 @@ namespace Peft.Training.Tuners.Lora;
 
 public sealed partial class LoraLayer
 {
-    // Per-row tensors gathered for the rows of one StableRowAdapters instance (slot → tensor; null = doesn't apply).
+    // Per-row tensors gathered for the rows of one StableRowAdapters instance (slot → tensors; null = doesn't apply).
     private object? _rowCacheKey;
-    private readonly Dictionary<string, Tensor?> _rowCache = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tensor[]?> _rowCache = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// <paramref name="build"/>'s tensor, kept across forwards while the caller passes the same
+    /// <paramref name="build"/>'s tensors, kept across forwards while the caller passes the same
     /// <see cref="StableRowAdapters"/> under no_grad (a decode loop rebuilds nothing between steps); built afresh for
-    /// any other rows. The kept tensor is detached from the caller's dispose scope and freed on the next key.
+    /// any other rows. Kept tensors are detached from the caller's dispose scope and freed on the next key.
     /// </summary>
-    private Tensor? RowCached(IReadOnlyList<string> rows, string slot, Func<Tensor?> build)
+    private Tensor[]? RowCached(IReadOnlyList<string> rows, string slot, Func<Tensor[]?> build)
     {
         if (rows is not StableRowAdapters || torch.is_grad_enabled()) return build();
         if (!ReferenceEquals(_rowCacheKey, rows))
@@ -22,18 +22,20 @@ public sealed partial class LoraLayer
             ReleaseRowCache();
             _rowCacheKey = rows;
         }
-        if (!_rowCache.TryGetValue(slot, out var t))
+        if (!_rowCache.TryGetValue(slot, out var kept))
         {
-            t = build()?.DetachFromDisposeScope();
-            _rowCache[slot] = t;
+            kept = build();
+            if (kept is not null) foreach (var t in kept) t.DetachFromDisposeScope();
+            _rowCache[slot] = kept;
         }
-        return t;
+        return kept;
     }
 
     /// <summary>Frees the gathered per-row tensors (the batch ended, or an adapter was added, swapped or removed).</summary>
     internal void ReleaseRowCache()
     {
-        foreach (var t in _rowCache.Values) t?.Dispose();
+        foreach (var kept in _rowCache.Values)
+            if (kept is not null) foreach (var t in kept) t.Dispose();
         _rowCache.Clear();
         _rowCacheKey = null;
     }
@@ -51,10 +53,7 @@ public sealed partial class LoraLayer
     private Tensor? GatheredForward(Tensor x, Tensor result, IReadOnlyList<string> rows)
     {
         if (_linear is null || (Host.AsModule.training && rows.Any(r => _settings.TryGetValue(r, out var s) && s.Dropout > 0))) return null;
-        (Tensor A, Tensor B)? built = null;
-        var stackA = RowCached(rows, "lora.A", () => (built = GatherRows(rows, x.device))?.A);
-        if (stackA is null) return null;
-        var stackB = RowCached(rows, "lora.B", () => built?.B ?? GatherRows(rows, x.device)!.Value.B)!;
+        if (RowCached(rows, "lora", () => GatherRows(rows, x.device)) is not [var stackA, var stackB]) return null;
         var dtype = stackA.dtype;
         var xa = (x.dtype == dtype ? x : x.to(dtype)).reshape(rows.Count, -1, InFeatures).bmm(stackA);   // [rows, t, r]
         // Not baddbmm: TorchSharp 0.107's binding passes its operands in the wrong order (self is taken as batch1).
@@ -63,11 +62,11 @@ public sealed partial class LoraLayer
     }
 
     /// <summary>
-    /// Every row's Aᵀ as [rows, in, r] and s·Bᵀ as [rows, r, out], or null when the rows don't qualify. Built from
+    /// Every row's Aᵀ as [rows, in, r] and s·Bᵀ as [rows, r, out] (in that order), or null when the rows don't qualify. Built from
     /// transposed views in two stack copies and one scale product per layer, whatever the number of distinct adapters:
     /// a batch's rows change on every join, so this runs often.
     /// </summary>
-    private (Tensor A, Tensor B)? GatherRows(IReadOnlyList<string> rows, Device device)
+    private Tensor[]? GatherRows(IReadOnlyList<string> rows, Device device)
     {
         // DoRA rows get zeros here and their own delta afterwards (MixedBatchForward).
         var present = rows.Where(n => _settings.TryGetValue(n, out var s) && !s.UseDora).Distinct().ToList();
@@ -100,6 +99,6 @@ public sealed partial class LoraLayer
         }
         var stackB = stack(rowsB);
         stackB.mul_(tensor(scales, device: device).to(dtype).view(rows.Count, 1, 1));
-        return (stack(rowsA).MoveToOuterDisposeScope(), stackB.MoveToOuterDisposeScope());
+        return [stack(rowsA).MoveToOuterDisposeScope(), stackB.MoveToOuterDisposeScope()];
     }
 }

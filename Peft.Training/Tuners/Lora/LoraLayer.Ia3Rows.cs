@@ -53,8 +53,8 @@ public sealed partial class LoraLayer
     private Tensor? Ia3RowScales(IReadOnlyList<string> rows, bool feedforward, long features, Tensor like)
     {
         if (_ia3Rows.Count == 0) return null;
-        var scale = RowCached(rows, feedforward ? "ia3.in" : "ia3.out", () => GatherIa3(rows, feedforward, features, like.device));
-        if (scale is null) return null;
+        if (RowCached(rows, feedforward ? "ia3.in" : "ia3.out", () => GatherIa3(rows, feedforward, features, like.device) is { } g ? [g] : null)
+            is not [var scale]) return null;
         var shape = Enumerable.Repeat(1L, (int)like.dim()).ToArray();
         shape[0] = rows.Count;
         shape[^1] = features;

@@ -227,28 +227,22 @@ public sealed partial class LoraLayer : IAdapterLayer
         var outScale = Ia3RowScales(rows, false, OutFeatures, result);
         if (outScale is not null) result = ScaleRows(result, outScale);
         var distinct = rows.Distinct().ToList();
-        if (distinct.Count == 1 && _linear is not null && _settings.TryGetValue(distinct[0], out var only) && !only.UseDora)
+        if (distinct.Count == 1 && _linear is not null && _settings.TryGetValue(distinct[0], out var only) && !only.UseDora
+            && Factors(distinct[0]) is var (a, b) && x.dtype == a.dtype && result.dtype == a.dtype
+            && _loraB![distinct[0]].bias is null && !Host.AsModule.training)
         {
-            // Every row on one adapter (a popular adapter's batch): the plain product, no gather or scatter.
-            var (a, b) = Factors(distinct[0]);
-            if (x.dtype == a.dtype && result.dtype == a.dtype && _loraB![distinct[0]].bias is null && !Host.AsModule.training)
-            {
-                var xa = nn.functional.linear(x.reshape(-1, InFeatures), a);   // [tokens, r]
-                return result.reshape(-1, OutFeatures).addmm(xa, b.t(), 1, (float)only.Scaling).view(result.shape).MoveToOuterDisposeScope();
-            }
-            using Scalar scaling = only.Scaling;
-            var delta = _loraB![distinct[0]].forward(_loraA![distinct[0]].forward(Dropout(distinct[0], x.to(ScalarType.Float32)))) * scaling;
-            return (result + delta.to(outDtype)).MoveToOuterDisposeScope();
+            // Every row on one adapter (a popular adapter's batch): base + x·Aᵀ·Bᵀ·s in one op, no gather or scatter.
+            var xa = nn.functional.linear(x.reshape(-1, InFeatures), a);   // [tokens, r]
+            return result.reshape(-1, OutFeatures).addmm(xa, b.t(), 1, (float)only.Scaling).view(result.shape).MoveToOuterDisposeScope();
         }
         // Plain LoRA rows gathered (or looped); DoRA rows after that, each adapter on its own rows: DoRA's column norm
         // makes its delta depend on the base product as well (PEFT itself refuses adapter_names with DoRA).
-        var sum = GatheredForward(x, result, rows);
-        bool gathered = sum is not null;
-        if (sum is not null) result = sum;
+        var gathered = GatheredForward(x, result, rows);
+        if (gathered is not null) result = gathered;
         using Scalar one = 1;
         foreach (var name in distinct)
         {
-            if (name == BaseRowName || !_settings.TryGetValue(name, out var s) || (gathered && !s.UseDora)) continue;
+            if (name == BaseRowName || !_settings.TryGetValue(name, out var s) || (gathered is not null && !s.UseDora)) continue;
             var idx = torch.tensor(rows.Select((n, i) => (n, i)).Where(t => t.n == name).Select(t => (long)t.i).ToArray(), device: x.device);
             var sub = x.index_select(0, idx);
             using Scalar scaling = s.Scaling;
