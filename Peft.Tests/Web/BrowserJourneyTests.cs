@@ -83,21 +83,10 @@ public sealed class BrowserJourneyTests : IAsyncLifetime
         var rows = string.Join("\n", JobsTestHub.LedgerRows(1, 40)) + "\n";
         var fileInput = page.Locator("input[data-testid=dataset-input]");
         await Expect(fileInput).ToBeVisibleAsync();
-        // The panel's content may still be settling (InputFile wires its change handler after it renders): if the
-        // preview does not come, the file is chosen again.
-        for (int attempt = 1; ; attempt++)
+        await BrowserSession.ChooseFileAsync(fileInput, new FilePayload
         {
-            await fileInput.SetInputFilesAsync(new FilePayload
-            {
-                Name = "ledger.jsonl", MimeType = "application/octet-stream", Buffer = System.Text.Encoding.UTF8.GetBytes(rows),
-            });
-            try
-            {
-                await Expect(page.GetByTestId("dataset-preview")).ToContainTextAsync("ledger.jsonl: 40 rows", new() { Timeout = 15_000 });
-                break;
-            }
-            catch (PlaywrightException) when (attempt < 3) { }
-        }
+            Name = "ledger.jsonl", MimeType = "application/octet-stream", Buffer = System.Text.Encoding.UTF8.GetBytes(rows),
+        }, page.GetByTestId("dataset-preview"), "ledger.jsonl: 40 rows");
         await Expect(page.GetByTestId("dataset-format")).Not.ToHaveTextAsync("unknown");
         await Expect(page.GetByTestId("dataset-errors")).ToHaveCountAsync(0);
         await Expect(page.GetByTestId("dataset-rows")).ToContainTextAsync("Ledger entry: received");

@@ -51,6 +51,25 @@ internal sealed class BrowserSession : IAsyncDisposable
     public static Task InteractiveAsync(IPage page) =>
         Expect(page.Locator("[data-testid=circuit]")).ToHaveAttributeAsync("data-state", "on", new() { Timeout = 30_000 });
 
+    /// <summary>
+    /// Chooses <paramref name="file"/> in a Blazor <c>InputFile</c> until <paramref name="shown"/> reads
+    /// <paramref name="text"/>: the component wires its change handler after it renders (one more circuit round
+    /// trip), so a file set in between is not seen, and a person would simply choose it again.
+    /// </summary>
+    public static async Task ChooseFileAsync(ILocator input, FilePayload file, ILocator shown, string text)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            await input.SetInputFilesAsync(file);
+            try
+            {
+                await Expect(shown).ToContainTextAsync(text, new() { Timeout = 10_000 });
+                return;
+            }
+            catch (PlaywrightException) when (attempt < 3) { }
+        }
+    }
+
     /// <summary>A full-page screenshot; no page may show a raw exception or a stack trace.</summary>
     public async Task ShotAsync(IPage page, string name)
     {

@@ -55,27 +55,27 @@ public sealed class BrowserTests : IAsyncLifetime
         await page.GetByRole(AriaRole.Link, new() { Name = "Upload adapter", Exact = true }).ClickAsync();
         await Expect(page.GetByTestId("upload-submit")).ToBeVisibleAsync();
         await page.Locator("input[data-testid=upload-name], [data-testid=upload-name] input").FillAsync("e2e-lora");
-        await page.Locator("[data-testid=upload-input]").SetInputFilesAsync(new FilePayload
+        await BrowserSession.ChooseFileAsync(page.Locator("[data-testid=upload-input]"), new FilePayload
         {
             Name = "bad.zip", MimeType = "application/zip", Buffer = BadZip(),
-        });
+        }, page.GetByTestId("upload-file"), "bad.zip");
         await page.GetByTestId("upload-submit").ClickAsync();
         await Expect(page.GetByTestId("upload-problems")).ToContainTextAsync("is not part of an adapter");
         await _session.ShotAsync(page, "02-upload-problems");
-        await page.Locator("[data-testid=upload-input]").SetInputFilesAsync(new FilePayload
+        await BrowserSession.ChooseFileAsync(page.Locator("[data-testid=upload-input]"), new FilePayload
         {
             Name = "llama_lora.zip", MimeType = "application/zip", Buffer = UploadPageTests.GoldenZip("llama_lora"),
-        });
+        }, page.GetByTestId("upload-file"), "llama_lora.zip");
         await page.GetByTestId("upload-submit").ClickAsync();
         await Expect(page).ToHaveURLAsync(_session.Url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("version-table")).ToContainTextAsync("v1");
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Upload adapter", Exact = true }).ClickAsync();
         await page.Locator("input[data-testid=upload-name], [data-testid=upload-name] input").FillAsync("e2e-lora");
-        await page.Locator("[data-testid=upload-input]").SetInputFilesAsync(new FilePayload
+        await BrowserSession.ChooseFileAsync(page.Locator("[data-testid=upload-input]"), new FilePayload
         {
             Name = "llama_lora_dora.zip", MimeType = "application/zip", Buffer = UploadPageTests.GoldenZip("llama_lora_dora"),
-        });
+        }, page.GetByTestId("upload-file"), "llama_lora_dora.zip");
         await page.GetByTestId("upload-submit").ClickAsync();
         await Expect(page).ToHaveURLAsync(_session.Url + "/adapters/e2e-lora", new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("version-table")).ToContainTextAsync("v2");
