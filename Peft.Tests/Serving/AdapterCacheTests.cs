@@ -128,16 +128,18 @@ public class AdapterCacheTests
         var lease = await cache.AcquireAsync("gpt", default);
         var failed = await Assert.ThrowsAsync<PeftUserException>(() => engine.Submit(Prompt, Greedy, lease).Completion);
         Assert.Equal(UserErrorKind.Conflict, failed.Kind);
-        // Prompt tuning: 422 (it cannot share a mixed batch and gets no batches of its own).
-        foreach (var (golden, name, method) in new[] { ("llama_prompt_tuning", "pt", "PROMPT_TUNING") })
-        {
-            Directory.CreateDirectory(Path.Combine(fx.Root, name));
-            foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
-                File.Copy(Path.Combine(GoldenData.Dir(golden), f), Path.Combine(fx.Root, name, f));
-            var refused = await Assert.ThrowsAsync<PeftUserException>(() => cache.AcquireAsync(name, default));
-            Assert.Equal(UserErrorKind.Invalid, refused.Kind);
-            Assert.Contains(method, refused.Message);
-        }
+        // Prompt tuning for sequence classification: 422 naming the method (only causal-LM prompt methods are served).
+        Directory.CreateDirectory(Path.Combine(fx.Root, "ptcls"));
+        foreach (var f in new[] { "adapter_config.json", "adapter_model.safetensors" })
+            File.Copy(Path.Combine(GoldenData.Dir("llama_prompt_tuning"), f), Path.Combine(fx.Root, "ptcls", f));
+        var clsCfg = Path.Combine(fx.Root, "ptcls", "adapter_config.json");
+        var cls = JsonNode.Parse(File.ReadAllText(clsCfg))!;
+        cls["task_type"] = "SEQ_CLS";
+        File.WriteAllText(clsCfg, cls.ToJsonString());
+        var refused = await Assert.ThrowsAsync<PeftUserException>(() => cache.AcquireAsync("ptcls", default));
+        Assert.Equal(UserErrorKind.Invalid, refused.Kind);
+        Assert.Contains("PROMPT_TUNING", refused.Message);
+        Assert.Contains("SEQ_CLS", refused.Message);
         // Still serving.
         Assert.Equal(6, (await Run(engine, "a")).Tokens.Count);
     }

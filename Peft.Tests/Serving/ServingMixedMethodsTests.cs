@@ -9,8 +9,8 @@ namespace Peft.Tests.Serving;
 
 /// <summary>
 /// IA³ and DoRA adapters share the running batch with LoRA adapters (on the same layers: q_proj, v_proj, down_proj) and
-/// the base: each IA³ / DoRA row gets PEFT's logits (golden, 1e-4) and, row by row, the logits (1e-4) and greedy tokens
-/// it gets alone.
+/// the base; prompt-tuning, P-tuning and prefix-tuning rows join it after a prefill with their virtual tokens. Each
+/// such row gets PEFT's logits (golden, 1e-4) and, row by row, the logits (1e-4) and greedy tokens it gets alone.
 /// </summary>
 public class ServingMixedMethodsTests(ServingFixture fx) : IClassFixture<ServingFixture>
 {
@@ -33,13 +33,14 @@ public class ServingMixedMethodsTests(ServingFixture fx) : IClassFixture<Serving
     {
         var e = GoldenData.Expected(golden);
         var rows = new List<(int[], float[])>();
+        long virtualTokens = e["logits"].shape[1] - e["input_ids"].shape[1];   // prompt / P-tuning logits cover them too
         for (int i = 0; i < e["input_ids"].shape[0]; i++)
         {
             var mask = e["attention_mask"][i].data<long>().ToArray();
             if (mask.Any(m => m == 0) && Array.IndexOf(mask, 0L) < Array.LastIndexOf(mask, 1L)) continue;   // left padding: positions differ
             int len = mask.Count(m => m == 1);
             var ids = e["input_ids"][i].data<long>().Take(len).Select(x => (int)x).ToArray();
-            rows.Add((ids, e["logits"][i, len - 1].to(torch.ScalarType.Float32).data<float>().ToArray()));
+            rows.Add((ids, e["logits"][i, virtualTokens + len - 1].to(torch.ScalarType.Float32).data<float>().ToArray()));
         }
         return rows;
     }
@@ -47,6 +48,10 @@ public class ServingMixedMethodsTests(ServingFixture fx) : IClassFixture<Serving
     [Theory]
     [InlineData(Ia3Case, "ia")]
     [InlineData("llama_lora_dora", "dora")]
+    [InlineData("llama_prompt_tuning", "pt")]
+    [InlineData("llama_p_tuning", "ptune")]
+    [InlineData("llama_prefix_tuning", "prefix")]
+    [InlineData("llama_prefix_tuning_proj", "prefixproj")]
     public async Task RowsInAMixedBatchGetPeftsLogitsAndWhatTheyGetAlone(string goldenCase, string name)
     {
         EnsureAdapter(goldenCase, name);

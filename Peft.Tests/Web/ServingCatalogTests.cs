@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Peft.Core.Configs;
 using Peft.Storage.Services;
 using Peft.Tests.Support;
 using TorchSharp;
@@ -95,6 +96,49 @@ public class ServingCatalogTests(ServingApiFixture fx) : IClassFixture<ServingAp
         Assert.NotEqual(v2, v3);
         var models = (await c.GetFromJsonAsync<JsonNode>("/v1/models"))!["data"]!.AsArray();
         Assert.Equal("cat@3", (string?)models.Single(m => (string?)m!["id"] == "cat")!["root"]);
+    }
+
+    [Fact]
+    public async Task PromptAndPrefixTuningAdaptersFromTheCatalogShareTheBatchAndAnswerAsAlone()
+    {
+        var (c, service, services) = fx.StartWithServices();
+        await RegisterBase(services, "peft-demo", ServingApiFixture.DemoModelDir());
+        using var made = new TempDir();
+        var methods = new (string Name, PeftConfig Config)[]
+        {
+            ("soft", new PromptTuningConfig { TaskType = Peft.Core.Models.TaskType.CausalLM, NumVirtualTokens = 8 }),
+            ("ptune", new PromptEncoderConfig { TaskType = Peft.Core.Models.TaskType.CausalLM, NumVirtualTokens = 6, EncoderHiddenSize = 32 }),
+            ("prefix", new PrefixTuningConfig { TaskType = Peft.Core.Models.TaskType.CausalLM, NumVirtualTokens = 10 }),
+        };
+        foreach (var (name, config) in methods)
+        {
+            using (var model = Peft.Training.Models.AutoModel.FromPretrained(ServingApiFixture.DemoModelDir()))
+            using (var peft = Peft.Training.Tuners.PeftModel.Create(model, config, seed: 21))
+                peft.SavePretrained(made.Sub(name));
+            await Register(services, name, made.Sub(name), "peft-demo");
+        }
+        string[] models = ["soft", "ptune", "prefix", "a", "peft-demo"];
+        async Task<(string Text, double[] Logprobs)> Greedy(string model)
+        {
+            var choice = (await Post(c, "/v1/completions", new { model, prompt = "It is a truth universally", max_tokens = 16, temperature = 0, logprobs = 1 }))["choices"]![0]!;
+            return ((string)choice["text"]!, choice["logprobs"]!["token_logprobs"]!.AsArray().Select(x => (double)x!).ToArray());
+        }
+        var alone = new Dictionary<string, (string Text, double[] Logprobs)>();
+        foreach (var m in models) alone[m] = await Greedy(m);
+        // The virtual tokens count: the chosen tokens' log-probabilities move (random virtual tokens may keep the text).
+        foreach (var (name, _) in methods)
+            Assert.True(Math.Abs(alone[name].Logprobs[0] - alone["peft-demo"].Logprobs[0]) > 1e-3, $"{name} answers as the base does");
+
+        // All at once, twice each: the prompt methods decode in the same batch as LoRA and base rows, and answer as alone.
+        var together = await Task.WhenAll(models.Concat(models).Select(Greedy));
+        for (int i = 0; i < together.Length; i++)
+        {
+            var want = alone[models[i % models.Length]];
+            Assert.Equal(want.Text, together[i].Text);
+            for (int t = 0; t < want.Logprobs.Length; t++) Assert.InRange(together[i].Logprobs[t] - want.Logprobs[t], -1e-3, 1e-3);
+        }
+        Assert.True(service.Engine.PeakBatch >= 3, $"requests did not share a batch (peak {service.Engine.PeakBatch})");
+        Assert.Contains(service.Cache.Snapshot(), x => x.Key == "prefix@1" && x.Tier == "device");
     }
 
     [Fact]

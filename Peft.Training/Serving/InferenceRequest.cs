@@ -41,7 +41,9 @@ public sealed class InferenceRequest
     internal CancellationToken Cancellation { get; }
     internal TokenSampler Sampler { get; }
     /// <summary>The adapter's name in the served model's forward pass ("__base__" when none).</summary>
-    internal string RowName => Adapter?.Entry.ModelName ?? Tuners.Lora.LoraLayer.BaseRowName;
+    internal string RowName => Adapter?.Entry.RowName ?? Tuners.Lora.LoraLayer.BaseRowName;
+    /// <summary>Positions this sequence fills: the adapter's virtual tokens, the prompt and what it generated.</summary>
+    internal int ContextUsed => VirtualTokens.CountOf(Adapter?.Entry.Config) + Prompt.Count + Generated.Count;
     public string AdapterKey => Adapter?.Entry.Key ?? "__base__";
 
     public ChannelReader<SampledToken> Tokens => _tokens.Reader;

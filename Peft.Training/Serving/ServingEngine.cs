@@ -89,8 +89,9 @@ public sealed class ServingEngine : IDisposable
             if (_stopping) throw new ObjectDisposedException(nameof(ServingEngine));
             if (prompt.Count == 0) throw new PeftUserException("the prompt is empty", UserErrorKind.Invalid);
             p.Validate(Options.MaxTokensLimit);
-            if (prompt.Count + 1 > _maxContext)
-                throw new PeftUserException($"the prompt has {prompt.Count} tokens; this model's context is {_maxContext}", UserErrorKind.Invalid);
+            int virtualTokens = VirtualTokens.CountOf(adapter?.Entry.Config);
+            if (virtualTokens + prompt.Count + 1 > _maxContext)
+                throw new PeftUserException($"the prompt has {prompt.Count} tokens{(virtualTokens > 0 ? $" behind the adapter's {virtualTokens} virtual tokens" : "")}; this model's context is {_maxContext}", UserErrorKind.Invalid);
             if (Interlocked.Increment(ref _queued) > Options.MaxQueue)
             {
                 Interlocked.Decrement(ref _queued);
@@ -203,9 +204,14 @@ public sealed class ServingEngine : IDisposable
             {
                 var device = _peft.BaseModel.Device;
                 var ids = torch.tensor(r.Prompt.Select(t => (long)t).ToArray(), device: device).view(1, r.Prompt.Count);
-                var mask = torch.ones_like(ids);
-                var positions = TensorRanges.Of(0, r.Prompt.Count, device).view(1, r.Prompt.Count);
-                using var output = _peft.Forward(new ForwardArgs { InputIds = ids, AttentionMask = mask, PositionIds = positions, Cache = cache, LogitsToKeep = 1 }, [r.RowName]);
+                var args = r.Adapter?.Entry.Virtual is { } virtualTokens
+                    ? virtualTokens.PrefillArgs(_peft, ids, cache)
+                    : new ForwardArgs
+                    {
+                        InputIds = ids, AttentionMask = torch.ones_like(ids), PositionIds = TensorRanges.Of(0, r.Prompt.Count, device).view(1, r.Prompt.Count),
+                        Cache = cache, LogitsToKeep = 1,
+                    };
+                using var output = _peft.Forward(args, [r.RowName]);
                 logits = output.Logits.select(1, -1).to(ScalarType.Float32).cpu().data<float>().ToArray();
             }
             Metrics?.FirstToken(r.AdapterKey, r.Clock.Elapsed);
@@ -253,7 +259,7 @@ public sealed class ServingEngine : IDisposable
             foreach (var s in r.Params.Stop)
                 if (text.Contains(s, StringComparison.Ordinal)) { r.StopString = s; return "stop"; }
         }
-        if (r.Generated.Count >= r.Params.MaxTokens || r.Prompt.Count + r.Generated.Count >= _maxContext) return "length";
+        if (r.Generated.Count >= r.Params.MaxTokens || r.ContextUsed >= _maxContext) return "length";
         return null;
     }
 

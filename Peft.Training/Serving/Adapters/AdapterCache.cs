@@ -184,11 +184,18 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
 
     private static int RankOf(PeftConfig c) => c is LoraConfig l ? (int)Math.Max(l.R, l.RankPattern.Values.DefaultIfEmpty(0).Max()) : 0;
 
-    /// <summary>LoRA (DoRA included) and IA³ share a mixed batch here; other methods are refused up front (422).</summary>
+    /// <summary>
+    /// LoRA (DoRA included) and IA³ rows share the batch's layers; prompt, P- and prefix tuning for causal LMs enter
+    /// through their sequence's prefill (<see cref="VirtualTokens"/>). Other methods are refused up front (422).
+    /// </summary>
     private void Check(PeftConfig config, string folder)
     {
-        if (config is not (LoraConfig or Ia3Config))
-            throw new PeftUserException($"{folder}: {config.PeftType} adapters are not served (the server mixes LoRA, DoRA and IA3 adapters per row in one batch; prompt and prefix methods would need their own batches, not implemented)", UserErrorKind.Invalid);
+        bool served = config is LoraConfig or Ia3Config
+            || config is PromptLearningConfig { TaskType: Core.Models.TaskType.CausalLM, NumTransformerSubmodules: null or 1 };
+        if (!served)
+            throw new PeftUserException(
+                $"{folder}: {config.PeftType} adapters{(config is PromptLearningConfig ? $" for {config.TaskType?.ToPeftString() ?? "no task_type"}" : "")} are not served " +
+                "(the server serves LoRA, DoRA, IA3, and prompt / P- / prefix tuning for CAUSAL_LM)", UserErrorKind.Invalid);
         if (config.BaseModelNameOrPath is { Length: > 0 } declared) CheckBase(declared, folder);
     }
 
@@ -215,11 +222,16 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
                 tensors = e.HostTensors ?? throw new InvalidOperationException($"adapter {e.Key} is leased but not in memory");
                 config = Copy(e.Config!, e.Key);
             }
-            // The weights are overwritten; a data-dependent init (pissa, olora) would also rewrite the base weights.
-            if (config is LoraConfig lc) lc.InitLoraWeights = JsonValue.Create(false);
             try
             {
-                peft.AddAdapterFromTensors(e.ModelName, config, tensors, e.Location?.Folder ?? e.Key);
+                if (config is PromptLearningConfig prompt)
+                    e.Virtual = VirtualTokens.Attach(peft.BaseModel, prompt, tensors, e.Location?.Folder ?? e.Key);
+                else
+                {
+                    // The weights are overwritten; a data-dependent init (pissa, olora) would also rewrite the base weights.
+                    if (config is LoraConfig lc) lc.InitLoraWeights = JsonValue.Create(false);
+                    peft.AddAdapterFromTensors(e.ModelName, config, tensors, e.Location?.Folder ?? e.Key);
+                }
             }
             catch (Exception ex) when (ex is AdapterLoadException or PeftConfigException)
             {
@@ -281,10 +293,20 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
                 victim.Attached = false;
                 if (victim.HostTensors is null) _entries.Remove(victim.Key);
             }
-            peft.DeleteAdapter(victim.ModelName);
+            Detach(victim, peft);
             Interlocked.Increment(ref _evictions);
             metrics?.Eviction(victim.Key, "device");
         }
+    }
+
+    private static void Detach(AdapterEntry e, PeftModel peft)
+    {
+        if (e.Virtual is { } v)
+        {
+            e.Virtual = null;
+            v.Dispose();
+        }
+        else peft.DeleteAdapter(e.ModelName);
     }
 
     /// <summary>Under the lock: drops host copies of idle adapters past the host budget (they stay on disk).</summary>
@@ -324,7 +346,7 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
             if (!_entries.TryGetValue(key, out e) || e.RefCount > 0) return false;
             _entries.Remove(key);
         }
-        if (e.Attached) peft.DeleteAdapter(e.ModelName);
+        if (e.Attached) Detach(e, peft);
         e.Attached = false;
         if (e.HostTensors is not null) foreach (var t in e.HostTensors.Values) t.Dispose();
         e.HostTensors = null;
@@ -345,7 +367,10 @@ public sealed class AdapterCache(IAdapterSource source, AdapterCacheOptions opti
         lock (_gate)
         {
             foreach (var e in _entries.Values)
+            {
                 if (e.HostTensors is not null) foreach (var t in e.HostTensors.Values) t.Dispose();
+                e.Virtual?.Dispose();
+            }
             _entries.Clear();
         }
     }

@@ -30,6 +30,10 @@ public sealed class AdapterEntry
     internal Dictionary<string, Tensor>? HostTensors { get; set; }
     internal Task? Loading { get; set; }
     internal bool Attached { get; set; }
+    /// <summary>Prompt, P- and prefix tuning: the attached virtual tokens (these are not layers of the model).</summary>
+    internal VirtualTokens? Virtual { get; set; }
+    /// <summary>The name this adapter's rows carry in a mixed-batch forward: virtual-token methods decode as base rows.</summary>
+    internal string RowName => Config is PromptLearningConfig ? Tuners.Lora.LoraLayer.BaseRowName : ModelName;
     /// <summary>Merged adapters: what to build from (component entries stay leased until built).</summary>
     internal MergeSpec? Merge { get; init; }
     internal IReadOnlyList<AdapterLease>? MergeComponents { get; set; }

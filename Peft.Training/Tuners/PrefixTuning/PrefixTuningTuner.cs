@@ -21,19 +21,22 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
 {
     protected override string MethodName => "prefix tuning";
 
-    protected override void CheckModel(PromptLearningConfig config)
+    protected override void CheckModel(PromptLearningConfig config) => CheckFits(Base, config);
+
+    /// <summary>Throws <see cref="PeftConfigException"/> unless a (filled) prefix config fits the model's key/value cache.</summary>
+    internal static void CheckFits(PretrainedModel model, PromptLearningConfig config)
     {
         // GPT-BigCode lays out PEFT's prefix differently again; refuse rather than guess.
-        if (Base.ModelType is "gpt_bigcode")
-            throw new PeftUserException($"prefix tuning of '{Base.ModelType}' models is not implemented yet");
+        if (model.ModelType is "gpt_bigcode")
+            throw new PeftUserException($"prefix tuning of '{model.ModelType}' models is not implemented yet");
         var c = (PrefixTuningConfig)config;
         int heads = c.NumAttentionHeads!.Value, dim = c.TokenDim!.Value;
-        if (c.NumLayers != Base.NumLayers)
-            throw new PeftConfigException($"PrefixTuningConfig: 'num_layers' is {c.NumLayers} but the base model has {Base.NumLayers} layers");
-        if (heads != Base.NumKeyValueHeads || dim != heads * Base.HeadDim)
+        if (c.NumLayers != model.NumLayers)
+            throw new PeftConfigException($"PrefixTuningConfig: 'num_layers' is {c.NumLayers} but the base model has {model.NumLayers} layers");
+        if (heads != model.NumKeyValueHeads || dim != heads * model.HeadDim)
             throw new PeftConfigException(
                 $"PrefixTuningConfig: token_dim {dim} / num_attention_heads {heads} do not match the model's key/value cache " +
-                $"({Base.NumKeyValueHeads} key/value heads × head_dim {Base.HeadDim} = {Base.NumKeyValueHeads * Base.HeadDim})");
+                $"({model.NumKeyValueHeads} key/value heads × head_dim {model.HeadDim} = {model.NumKeyValueHeads * model.HeadDim})");
     }
 
     protected override VirtualTokenEncoder CreateEncoder(PromptLearningConfig config, Device device, Generator? gen) =>
@@ -82,17 +85,25 @@ public sealed class PrefixTuningTuner(PeftModel owner) : PromptLearningTuner(own
         }
     }
 
-    private void InjectPrefix(KvCache cache, long batch, PromptLearningConfig config)
+    private void InjectPrefix(KvCache cache, long batch, PromptLearningConfig config) =>
+        SeedCache(Base, ActiveEncoder.Output(), config, cache, batch);
+
+    /// <summary>
+    /// Seeds <paramref name="cache"/> with a prefix (the encoder output [T, 2·L·D], also what adapter_model.safetensors
+    /// saves as prompt_embeddings), shared by <paramref name="batch"/> rows. The serving engine seeds a sequence's own
+    /// cache this way from a saved adapter, without a tuner.
+    /// </summary>
+    internal static void SeedCache(PretrainedModel model, Tensor prefix, PromptLearningConfig config, KvCache cache, long batch)
     {
         int layers = config.NumLayers!.Value, heads = config.NumAttentionHeads!.Value;
         long t = config.NumVirtualTokens!.Value, headDim = config.TokenDim!.Value / heads;
         // PEFT casts the prefix to the base model's dtype; gradients still reach the (float32) encoder.
-        var blocks = ActiveEncoder.Output().to(Base.DType).view(t, 2 * layers, heads, headDim);
-        bool bloom = Base.ModelType == "bloom";
-        for (int i = 0; i < Base.NumDecoderLayers; i++)
+        var blocks = prefix.to(model.DType).view(t, 2 * layers, heads, headDim);
+        bool bloom = model.ModelType == "bloom";
+        for (int i = 0; i < model.NumDecoderLayers; i++)
         {
             Tensor key, value;
-            if (Base.IsEncoderDecoder)
+            if (model.IsEncoderDecoder)
             {
                 // PEFT 0.10 doubles the 2L blocks to 4L and splits by 4 (self k, self v, cross k, cross v) per decoder
                 // layer, so layer i's self-attention reads blocks 4i and 4i+1 modulo 2L.

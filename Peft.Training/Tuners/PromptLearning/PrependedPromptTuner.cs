@@ -16,9 +16,12 @@ public abstract class PrependedPromptTuner(PeftModel owner) : PromptLearningTune
     public int VirtualTokensPrepended =>
         IsApplied && Base.Task is TaskType.CausalLM or TaskType.TokenClassification ? ActiveConfig.NumVirtualTokens!.Value : 0;
 
-    protected override void CheckModel(PromptLearningConfig config)
+    protected override void CheckModel(PromptLearningConfig config) => CheckFits(Base, config);
+
+    /// <summary>Throws <see cref="PeftConfigException"/> unless the virtual tokens have the word embeddings' width.</summary>
+    internal static void CheckFits(PretrainedModel model, PromptLearningConfig config)
     {
-        long dim = Base.InputEmbeddings.EmbeddingDim;
+        long dim = model.InputEmbeddings.EmbeddingDim;
         if (config.TokenDim != dim)
             throw new PeftConfigException($"{config.GetType().Name}: 'token_dim' is {config.TokenDim} but the model's word embeddings have {dim} dimensions");
     }
