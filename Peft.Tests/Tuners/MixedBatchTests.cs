@@ -75,6 +75,44 @@ public class MixedBatchTests
     }
 
     [Fact]
+    public void PooledSlotsFollowDeletesReusedSlotsGrowthAndLargerRanks()
+    {
+        // Stable rows gather from per-layer slots that outlive a batch: a deleted adapter's slot is reused by the next
+        // one, the pool grows past its first 8 slots, and a larger rank widens it; each must give the right factors.
+        using var scope = torch.NewDisposeScope();
+        var (peft, e, args) = LlamaMixedCase();
+        using var owned = peft;
+        using var noGrad = torch.no_grad();
+        string dirA = Path.Combine(GoldenData.Dir("llama_lora_mixed_batch"), "adapter_a"), dirB = Path.Combine(GoldenData.Dir("llama_lora_mixed_batch"), "adapter_b");
+        using (var o = peft.Forward(args, new StableRowAdapters(["adapter_a", "adapter_b"])))
+            GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, "mixed a,b");
+        peft.DeleteAdapter("adapter_a");
+        peft.LoadAdapter(dirB, "x");   // takes adapter_a's freed slot
+        using (var o = peft.Forward(args, new StableRowAdapters(["x", "adapter_b"])))
+            GoldenData.AssertClose(e["logits_adapter_b"], o.Logits, 1e-4, "x (adapter_b's weights) in adapter_a's old slot");
+        for (int i = 0; i < 10; i++)
+        {
+            peft.LoadAdapter(dirA, $"a{i}");
+            using var o = peft.Forward(args, new StableRowAdapters([$"a{i}", i % 2 == 0 ? "adapter_b" : "x"]));
+            GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, $"a{i} (slot {i + 3})");
+        }
+        // A rank-8 adapter widens the pool: stable rows agree with the plain per-row path, rank-4 rows stay exact.
+        peft.AddAdapter("r8", new LoraConfig { R = 8, LoraAlpha = 16, TargetModules = StringOrList.Of(["q_proj", "v_proj"]) });
+        using (var gen = new Generator(5))
+            foreach (var t in peft.AdapterTensors("r8"))
+                if (t.CheckpointKey.Contains("lora_B")) t.Parameter.copy_(randn(t.Parameter.shape, generator: gen) * 0.3);
+        using var plain = peft.Forward(args, ["r8", "a3"]);
+        using (var o = peft.Forward(args, new StableRowAdapters(["r8", "a3"])))
+        {
+            GoldenData.AssertClose(plain.Logits, o.Logits, 1e-5, "r8 and a3, stable rows vs per-row path");
+            GoldenData.AssertClose(e["logits_adapter_a"][1], o.Logits[1], 1e-4, "a3's row beside a rank-8 row");
+        }
+        using (var o = peft.Forward(args, new StableRowAdapters(["a3", "adapter_b"])))
+            GoldenData.AssertClose(e["logits_mixed_a_b"], o.Logits, 1e-4, "rank-4 rows in the widened pool");
+        Assert.True(GoldenData.MaxAbsDiff(e["base_logits"][0], plain.Logits[0]) > 1e-2, "r8 changes its row (else the comparison proves nothing)");
+    }
+
+    [Fact]
     public void BadAdapterNamesAreRejected()
     {
         using var scope = torch.NewDisposeScope();

@@ -106,7 +106,7 @@ public sealed class QuantizedWeight : IDisposable
 
     private static Tensor Move(Tensor t, Device device)
     {
-        if (t.device == device) return t;
+        if (t.device_type == device.type && t.device_index == device.index) return t;   // Device is a class: == compares references
         var moved = t.to(device);
         t.Dispose();
         return moved;

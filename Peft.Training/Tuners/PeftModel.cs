@@ -177,11 +177,18 @@ public sealed partial class PeftModel : IDisposable
         finally { foreach (var w in _modulesToSave.Values) w.RowAdapterNames = null; }
     }
 
-    /// <summary>Frees the per-row tensors layers keep for a <see cref="StableRowAdapters"/> batch (call when it ends).</summary>
+    /// <summary>
+    /// Frees what layers keep for <see cref="StableRowAdapters"/> batches: the rows' gathered tensors and the pooled
+    /// adapter slots they are gathered from (call when the batch ends).
+    /// </summary>
     public void ReleaseRowCaches()
     {
-        if (Tuner is Lora.LoraTuner lora)
-            foreach (var (_, l) in lora.Layers) l.ReleaseRowCache();
+        if (Tuner is not Lora.LoraTuner lora) return;
+        foreach (var (_, l) in lora.Layers)
+        {
+            l.ReleaseRowCache();
+            l.DropRowPool();
+        }
     }
 
     /// <summary>Freezes the base; the active adapter's tensors (and bias/modules_to_save per config) become trainable.</summary>

@@ -78,8 +78,9 @@ public sealed partial class LoraLayer
             if (_loraB![name].bias is not null) return null;
             rMax = Math.Max(rMax, s.R);
         }
-        using var scope = torch.NewDisposeScope();
         var dtype = Factors(present[0]).A.dtype;
+        if (rows is StableRowAdapters && !torch.is_grad_enabled()) return PooledRows(rows, present, rMax, dtype, device);
+        using var scope = torch.NewDisposeScope();
         var zeroA = zeros([InFeatures, rMax], dtype, device);
         var zeroB = zeros([rMax, OutFeatures], dtype, device);
         var perName = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);

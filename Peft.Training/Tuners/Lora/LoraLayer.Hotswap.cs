@@ -36,6 +36,7 @@ public sealed partial class LoraLayer
     public void Swap(string adapter, Tensor? a, Tensor? b, LoraAdapterSettings settings)
     {
         ReleaseRowCache();
+        ForgetPooled(adapter);
         using var noGrad = torch.no_grad();
         var (curA, curB) = Factors(adapter);
         if (a is null || b is null)
@@ -62,6 +63,7 @@ public sealed partial class LoraLayer
     private void ReplaceStorage(string adapter, Tensor newA, Tensor newB)
     {
         ReleaseRowCache();
+        ForgetPooled(adapter);
         bool trainable = Factors(adapter).A.requires_grad;
         if (_linear is not null)
         {

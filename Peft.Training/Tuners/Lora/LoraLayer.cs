@@ -101,6 +101,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         if (settings.R <= 0) throw new ArgumentException($"LoRA rank must be positive, got {settings.R}");
         if (settings.UseDora && IsEmbedding) throw new PeftUserException("DoRA on embedding layers is not supported");
         ReleaseRowCache();
+        ForgetPooled(name);
         var device = BaseWeight.device;
         var dtype = ScalarType.Float32; // adapters are kept in float32 (PEFT autocasts half-precision adapters up)
         using var noGrad = torch.no_grad();
@@ -134,6 +135,7 @@ public sealed partial class LoraLayer : IAdapterLayer
         if (MergedAdapters.Contains(name)) throw new InvalidOperationException($"adapter '{name}' is merged; unmerge it before deleting");
         if (RemoveIa3(name) || !_settings.Remove(name)) return;
         ReleaseRowCache();
+        ForgetPooled(name);
         if (_linear is not null) { _loraA!.Remove(name); _loraB!.Remove(name); }
         else { RemoveAndDispose(_embA!, name); RemoveAndDispose(_embB!, name); }
         if (_magnitude is not null) RemoveAndDispose(_magnitude, name);
@@ -156,6 +158,7 @@ public sealed partial class LoraLayer : IAdapterLayer
             m.register_module(n, null!);
         Host.Tuner = null;
         ReleaseRowCache();
+        DropRowPool();
         DisposeIa3();
         // Unregistered containers are ours alone now: free their tensors instead of leaving them to finalizers.
         _loraA?.Dispose();
