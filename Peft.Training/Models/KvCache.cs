@@ -64,7 +64,7 @@ public sealed class KvCache : IDisposable
         if (oldK.shape[2] < filled + added)
         {
             // Grow by half again (at least 64 positions): amortised O(1) per step, at most ~1.5× the filled size.
-            long capacity = filled + added + Math.Max(64, filled / 2);
+            long capacity = filled + added + Room(filled);
             Replace(layer, Grow(Filled(oldK, layer), capacity), Grow(Filled(oldV!, layer), capacity), filled);
         }
         _keys[layer]!.narrow(2, filled, added).copy_(key);
@@ -93,6 +93,16 @@ public sealed class KvCache : IDisposable
         oldK?.Dispose();
         oldV?.Dispose();
     }
+
+    /// <summary>
+    /// Takes buffers whose first <paramref name="filled"/> positions along the sequence axis are the cache and the rest
+    /// spare room (no_grad only), so the next steps write in place instead of regrowing.
+    /// </summary>
+    public void Adopt(int layer, Tensor keyBuffer, Tensor valueBuffer, long filled) =>
+        Replace(layer, keyBuffer.alias(), valueBuffer.alias(), filled);
+
+    /// <summary>Spare positions to allocate past <paramref name="filled"/>: half again, at least 64 (amortised O(1) appends).</summary>
+    public static long Room(long filled) => Math.Max(64, filled / 2);
 
     /// <summary>Sets a layer's cache outright (used to inject prefixes).</summary>
     public void Set(int layer, Tensor key, Tensor value) => Replace(layer, key.alias(), value.alias(), key.shape[2]);

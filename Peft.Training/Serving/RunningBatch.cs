@@ -31,44 +31,64 @@ internal sealed class RunningBatch : IDisposable
     public int Count => Rows.Count;
     public long Length => _mask?.shape[1] ?? 0;
 
-    /// <summary>Adds a prefilled sequence; takes ownership of <paramref name="cache"/> (batch 1).</summary>
-    public void Join(InferenceRequest request, KvCache cache)
+    /// <summary>
+    /// Adds prefilled sequences (each cache batch 1; this takes ownership of them). One copy of the running cache for all
+    /// of them, into buffers with spare room so the next decode steps write in place: joining one by one copied the
+    /// whole cache per joined sequence, and once more at the next step to regain room.
+    /// </summary>
+    public void Join(IReadOnlyList<(InferenceRequest Request, KvCache Cache)> joins)
     {
-        long len = cache.Length;
+        if (joins.Count == 0) return;
         _names = null;
-        using var scope = torch.NewDisposeScope();
-        var mask = torch.ones(1, len, dtype: ScalarType.Int64, device: cache.Get(0)!.Value.Key.device);
-        if (_cache is null)
+        long target = Math.Max(Length, joins.Max(j => j.Cache.Length));
+        int old = Rows.Count, total = old + joins.Count;
+        long capacity = target + KvCache.Room(target);
+        using (var scope = torch.NewDisposeScope())
         {
-            _cache = cache;
+            var device = joins[0].Cache.Get(0)!.Value.Key.device;
+            var merged = new KvCache(_layers);
+            for (int l = 0; l < _layers; l++)
+            {
+                var (k1, _) = joins[0].Cache.Get(l)!.Value;
+                long[] shape = [total, k1.shape[1], capacity, k1.shape[3]];
+                var keys = torch.empty(shape, k1.dtype, device);
+                var values = torch.empty(shape, k1.dtype, device);
+                // Padding is attended with weight 0, but 0 × NaN is NaN: the filled part must hold numbers.
+                keys.narrow(2, 0, target).zero_();
+                values.narrow(2, 0, target).zero_();
+                if (_cache is not null)
+                {
+                    var (k0, v0) = _cache.Get(l)!.Value;
+                    keys.narrow(0, 0, old).narrow(2, target - Length, Length).copy_(k0);
+                    values.narrow(0, 0, old).narrow(2, target - Length, Length).copy_(v0);
+                }
+                for (int j = 0; j < joins.Count; j++)
+                {
+                    var (k, v) = joins[j].Cache.Get(l)!.Value;
+                    long len = k.shape[2];
+                    keys.narrow(0, old + j, 1).narrow(2, target - len, len).copy_(k);
+                    values.narrow(0, old + j, 1).narrow(2, target - len, len).copy_(v);
+                }
+                merged.Adopt(l, keys, values, target);
+            }
+            var mask = torch.zeros(total, target, dtype: ScalarType.Int64, device: device);
+            using Scalar one = 1;   // held past the native calls: an implicit temporary can be finalized mid-call
+            if (_mask is not null) mask.narrow(0, 0, old).narrow(1, target - Length, Length).copy_(_mask);
+            for (int j = 0; j < joins.Count; j++)
+            {
+                long len = joins[j].Cache.Length;
+                mask.narrow(0, old + j, 1).narrow(1, target - len, len).fill_(one);
+            }
+            _cache?.Dispose();
+            _mask?.Dispose();
+            _cache = merged;
             _mask = mask.DetachFromDisposeScope();
-            Rows.Add(request);
-            return;
         }
-        long target = Math.Max(len, Length);
-        var merged = new KvCache(_layers);
-        for (int l = 0; l < _layers; l++)
+        foreach (var (request, cache) in joins)
         {
-            var (k0, v0) = _cache.Get(l)!.Value;
-            var (k1, v1) = cache.Get(l)!.Value;
-            merged.Set(l, torch.cat([PadLeft(k0, target, 2), PadLeft(k1, target, 2)], 0), torch.cat([PadLeft(v0, target, 2), PadLeft(v1, target, 2)], 0));
+            cache.Dispose();
+            Rows.Add(request);
         }
-        var newMask = torch.cat([PadLeft(_mask!, target, 1), PadLeft(mask, target, 1)], 0).DetachFromDisposeScope();
-        _cache.Dispose();
-        cache.Dispose();
-        _mask!.Dispose();
-        _cache = merged;
-        _mask = newMask;
-        Rows.Add(request);
-    }
-
-    private static Tensor PadLeft(Tensor t, long target, int dim)
-    {
-        long missing = target - t.shape[dim];
-        if (missing == 0) return t.alias();
-        var shape = t.shape.ToArray();
-        shape[dim] = missing;
-        return torch.cat([torch.zeros(shape, t.dtype, t.device), t], dim);
     }
 
     /// <summary>One decode step: each row's last token in, float32 logits [rows, vocab] out (on the CPU).</summary>
@@ -118,7 +138,7 @@ internal sealed class RunningBatch : IDisposable
             for (int l = 0; l < _layers; l++)
             {
                 var (k, v) = _cache.Get(l)!.Value;
-                trimmed.Set(l, k.narrow(2, firstUsed, len).contiguous(), v.narrow(2, firstUsed, len).contiguous());
+                trimmed.Adopt(l, WithRoom(k.narrow(2, firstUsed, len)), WithRoom(v.narrow(2, firstUsed, len)), len);
             }
             _cache.Dispose();
             _cache = trimmed;
@@ -126,6 +146,16 @@ internal sealed class RunningBatch : IDisposable
         }
         _mask.Dispose();
         _mask = mask.DetachFromDisposeScope();
+    }
+
+    /// <summary>A copy of <paramref name="filled"/> with spare room after it along the sequence axis.</summary>
+    private static Tensor WithRoom(Tensor filled)
+    {
+        var shape = filled.shape.ToArray();
+        shape[2] += KvCache.Room(shape[2]);
+        var buffer = torch.empty(shape, filled.dtype, filled.device);
+        buffer.narrow(2, 0, filled.shape[2]).copy_(filled);
+        return buffer;
     }
 
     public void Dispose()

@@ -175,26 +175,43 @@ public sealed class ServingEngine : IDisposable
     private void Admit()
     {
         int prefills = 0;
-        while (_batch.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
+        var joins = new List<(InferenceRequest, KvCache)>();
+        try
         {
-            Interlocked.Decrement(ref _queued);
-            if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
-            prefills++;
-            try
+            while (_batch.Count + joins.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
             {
-                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
-                Prefill(r);
+                Interlocked.Decrement(ref _queued);
+                if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
+                prefills++;
+                try
+                {
+                    if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
+                    if (Prefill(r) is { } cache) joins.Add((r, cache));
+                }
+                catch (Exception e)
+                {
+                    Metrics?.Failed(r.AdapterKey);
+                    r.Fail(e);
+                }
             }
-            catch (Exception e)
+            _batch.Join(joins);
+        }
+        catch
+        {
+            foreach (var (r, cache) in joins)
             {
-                Metrics?.Failed(r.AdapterKey);
-                r.Fail(e);
+                cache.Dispose();
+                r.Fail(new InvalidOperationException("the sequence could not join the running batch"));
             }
+            throw;
         }
     }
 
-    /// <summary>Runs the prompt alone through the model with the request's adapter, picks the first token, joins the batch.</summary>
-    private void Prefill(InferenceRequest r)
+    /// <summary>
+    /// Runs the prompt alone through the model with the request's adapter and picks the first token; returns the
+    /// sequence's cache to join the batch with, or null when it already ended.
+    /// </summary>
+    private KvCache? Prefill(InferenceRequest r)
     {
         var cache = new KvCache(_peft.BaseModel.NumLayers);
         try
@@ -219,9 +236,9 @@ public sealed class ServingEngine : IDisposable
             {
                 cache.Dispose();
                 End(r, reason);
-                return;
+                return null;
             }
-            _batch.Join(r, cache);
+            return cache;
         }
         catch
         {
