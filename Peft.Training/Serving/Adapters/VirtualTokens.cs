@@ -50,6 +50,7 @@ internal sealed class VirtualTokens : IDisposable
         if (saved.dim() != 2 || saved.shape[0] < config.NumVirtualTokens || saved.shape[1] != width)
             throw new AdapterLoadException(
                 $"{source}: '{key}' has shape [{string.Join(", ", saved.shape)}]; {config.PeftType} with {config.NumVirtualTokens} virtual tokens on this model needs [{config.NumVirtualTokens}, {width}]");
+        using var scope = torch.NewDisposeScope();
         var table = saved.narrow(0, 0, config.NumVirtualTokens!.Value).to(model.DType, model.Device).clone();
         return new VirtualTokens(config, table.DetachFromDisposeScope());
     }
