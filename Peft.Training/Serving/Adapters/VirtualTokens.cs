@@ -30,7 +30,6 @@ internal sealed class VirtualTokens : IDisposable
     /// <summary>[num_virtual_tokens, token_dim] (prompt, P-tuning) or [num_virtual_tokens, 2·layers·kv_dim] (prefix).</summary>
     public Tensor Table { get; }
     public int Count => Config.NumVirtualTokens!.Value;
-    public long Bytes => Table.NumberOfElements * Table.ElementSize;
 
     /// <summary>The positions a sequence's virtual tokens take in front of it, from its config alone (0 for other methods).</summary>
     public static int CountOf(PeftConfig? config) => config is PromptLearningConfig p ? p.NumVirtualTokens ?? 0 : 0;
