@@ -12,7 +12,8 @@ public sealed partial class LoraLayer
     /// [in, rank] and s·Bᵀ [rank, out], zero-padded to the pool's rank; slot 0 is zeros (base rows, DoRA rows). A new
     /// batch composition (every join and leave) is then two index_selects per layer instead of a stack of per-row views
     /// and a pad per distinct adapter (hundreds of small ops per step at 32 adapters). Slots are written when an adapter
-    /// is first gathered and forgotten when it is deleted or swapped; the pool only grows in rank.
+    /// is first gathered and forgotten when it is deleted or swapped; the pool only grows in rank. The price is a second
+    /// copy of the served adapters' factors (padded to the pool's rank) while a batch runs; it is freed when it empties.
     /// </summary>
     private sealed class RowPool(Tensor a, Tensor b) : IDisposable
     {
