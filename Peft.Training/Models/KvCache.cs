@@ -73,7 +73,8 @@ public sealed class KvCache : IDisposable
         return (Filled(_keys[layer]!, layer), Filled(_values[layer]!, layer));
     }
 
-    private static Tensor Grow(Tensor filled, long capacity)
+    /// <summary>A copy of <paramref name="filled"/> in a buffer of <paramref name="capacity"/> positions along the sequence axis.</summary>
+    internal static Tensor Grow(Tensor filled, long capacity)
     {
         var shape = filled.shape.ToArray();
         shape[2] = capacity;

@@ -138,7 +138,8 @@ internal sealed class RunningBatch : IDisposable
             for (int l = 0; l < _layers; l++)
             {
                 var (k, v) = _cache.Get(l)!.Value;
-                trimmed.Adopt(l, WithRoom(k.narrow(2, firstUsed, len)), WithRoom(v.narrow(2, firstUsed, len)), len);
+                long capacity = len + KvCache.Room(len);
+                trimmed.Adopt(l, KvCache.Grow(k.narrow(2, firstUsed, len), capacity), KvCache.Grow(v.narrow(2, firstUsed, len), capacity), len);
             }
             _cache.Dispose();
             _cache = trimmed;
@@ -146,16 +147,6 @@ internal sealed class RunningBatch : IDisposable
         }
         _mask.Dispose();
         _mask = mask.DetachFromDisposeScope();
-    }
-
-    /// <summary>A copy of <paramref name="filled"/> with spare room after it along the sequence axis.</summary>
-    private static Tensor WithRoom(Tensor filled)
-    {
-        var shape = filled.shape.ToArray();
-        shape[2] += KvCache.Room(shape[2]);
-        var buffer = torch.empty(shape, filled.dtype, filled.device);
-        buffer.narrow(2, 0, filled.shape[2]).copy_(filled);
-        return buffer;
     }
 
     public void Dispose()

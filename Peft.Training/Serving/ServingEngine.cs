@@ -176,32 +176,33 @@ public sealed class ServingEngine : IDisposable
     {
         int prefills = 0;
         var joins = new List<(InferenceRequest, KvCache)>();
+        while (_batch.Count + joins.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
+        {
+            Interlocked.Decrement(ref _queued);
+            if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
+            prefills++;
+            try
+            {
+                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
+                if (Prefill(r) is { } cache) joins.Add((r, cache));
+            }
+            catch (Exception e)
+            {
+                Metrics?.Failed(r.AdapterKey);
+                r.Fail(e);
+            }
+        }
         try
         {
-            while (_batch.Count + joins.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
-            {
-                Interlocked.Decrement(ref _queued);
-                if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
-                prefills++;
-                try
-                {
-                    if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
-                    if (Prefill(r) is { } cache) joins.Add((r, cache));
-                }
-                catch (Exception e)
-                {
-                    Metrics?.Failed(r.AdapterKey);
-                    r.Fail(e);
-                }
-            }
             _batch.Join(joins);
         }
-        catch
+        catch (Exception e)
         {
+            // Not joined: these sequences end here; the loop's handler fails the running ones.
             foreach (var (r, cache) in joins)
             {
                 cache.Dispose();
-                r.Fail(new InvalidOperationException("the sequence could not join the running batch"));
+                r.Fail(e);
             }
             throw;
         }

@@ -6,9 +6,10 @@ namespace Peft.Training.Tuners;
 /// One adapter name per batch row, for a caller that decodes the same rows step after step: layers may keep the per-row
 /// tensors they gather (stacked LoRA factors, IA³ row scales) for as long as the same instance comes back. Adding,
 /// deleting or hot-swapping an adapter clears what the layers concerned keep; the caller makes a new instance when the
-/// rows change (the serving loop does on every join and leave) and must not write into adapter tensors or change a
-/// scaling while it passes this one. A plain list is never cached. <see cref="PeftModel.ReleaseRowCaches"/> frees
-/// what the layers hold.
+/// rows change (the serving loop does on every join and leave). LoRA layers also keep the adapter slots these stacks are
+/// gathered from across instances, so until <see cref="PeftModel.ReleaseRowCaches"/> (which frees both) adapter weights
+/// may change only through adding, deleting or hot-swapping adapters, not by writing into their tensors (a changed
+/// scaling or rank is noticed). A plain list is never cached.
 /// </summary>
 public sealed class StableRowAdapters(IReadOnlyList<string> names) : IReadOnlyList<string>
 {
