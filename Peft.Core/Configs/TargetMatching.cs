@@ -62,6 +62,9 @@ public static class TargetMatching
     /// <summary>True for modules that belong to an adapter (never targets themselves).</summary>
     public static bool IsAdapterInternal(string path) => path.Split('.').Any(AdapterContainers.Contains);
 
+    /// <summary>True for a module name (one path segment) under which only adapter tensors live.</summary>
+    public static bool IsAdapterContainer(string segment) => AdapterContainers.Contains(segment);
+
     /// <summary>Under one of <paramref name="modulesToSave"/> (regex <c>(^|.*\.)NAME($|\..*)</c>)?</summary>
     public static bool IsUnderModulesToSave(string key, IEnumerable<string>? modulesToSave) =>
         modulesToSave is not null && modulesToSave.Any(m => Regex.IsMatch(key, $"(^|.*\\.){Regex.Escape(m)}($|\\..*)"));

@@ -120,4 +120,40 @@ public class LoraTargetingTests
         var keys = System.Text.Json.Nodes.JsonNode.Parse(saved)!.AsObject().Select(k => k.Key).ToList();
         Assert.Equal(keys.Order(StringComparer.Ordinal), keys);
     }
+
+    /// <summary>
+    /// Target matching skips adapter containers without walking them: the modules it sees are exactly the model's
+    /// modules minus those under lora_A / lora_B / modules_to_save ..., in the same order, however many adapters and
+    /// head copies the model carries, and a later adapter wraps the same layers as the first.
+    /// </summary>
+    [Fact]
+    public void TargetsAreMatchedOnTheBaseModulesHoweverManyAdaptersAreAttached()
+    {
+        using var peft = PeftModel.Create(AutoModel.FromPretrained(GoldenData.Dir("llama_base")),
+            new LoraConfig { R = 4, TargetModules = "all-linear", ModulesToSave = ["lm_head"] }, "first");
+        for (int i = 0; i < 3; i++) peft.AddAdapter($"more{i}", new LoraConfig { R = 2, TargetModules = StringOrList.Of("q_proj", "v_proj"), ModulesToSave = ["lm_head"] });
+        var expected = peft.BaseModel.named_modules().Select(m => m.name).Where(n => !TargetMatching.IsAdapterInternal(n)).ToList();
+        Assert.Contains("model.layers.1.self_attn.q_proj.lora_A.more2", peft.BaseModel.named_modules().Select(m => m.name));
+        Assert.Equal(expected, BaseModules.Of(peft.BaseModel).Select(m => m.Path).ToList());
+        var layers = ((LoraTuner)peft.Tuner).Layers;
+        Assert.Equal(14, layers.Count);
+        Assert.Equal(4, layers.Count(l => l.Layer.Has("more2")));
+        Assert.All(layers.Where(l => l.Path.EndsWith("q_proj") || l.Path.EndsWith("v_proj")), l => Assert.True(l.Layer.Has("more0")));
+    }
+
+    /// <summary>A serving model freezes each adapter it attaches without walking the whole model; nothing trains.</summary>
+    [Fact]
+    public void AServingModelsAttachedAdaptersAreFrozen()
+    {
+        using var peft = PeftModel.ForServing(AutoModel.FromPretrained(GoldenData.Dir("llama_base")), "LORA");
+        for (int i = 0; i < 3; i++)
+        {
+            var cfg = new LoraConfig { R = 4, TargetModules = StringOrList.Of("q_proj", "v_proj"), LoraBias = i == 1 };
+            peft.AddAdapter($"a{i}", cfg);
+        }
+        peft.AddAdapter("ia3", new Ia3Config());
+        Assert.NotEmpty(peft.AdapterTensors("a1"));
+        Assert.Equal(0, peft.GetNbTrainableParameters().Trainable);
+        Assert.All(peft.BaseModel.parameters(), p => Assert.False(p.requires_grad));
+    }
 }

@@ -50,9 +50,9 @@ public abstract class LayerTuner<TLayer, TConfig>(PeftModel owner) : ITuner
         where THost : class, IAdaptableLayer
     {
         var matched = new List<(string, THost)>();
-        foreach (var (path, module) in Base.named_modules())
+        foreach (var (path, module) in BaseModules.Of(Base))
         {
-            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path)) continue;
+            if (path.Length == 0) continue;
             if (TargetMatching.IsUnderModulesToSave(path, modulesToSave)) continue;
             if (!TargetMatching.IsTargeted(path, targets, exclude, layersToTransform, layersPattern)) continue;
             if (module is THost host) { matched.Add((path, host)); continue; }

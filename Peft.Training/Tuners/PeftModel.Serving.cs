@@ -12,13 +12,16 @@ public sealed partial class PeftModel
     /// </summary>
     public static PeftModel ForServing(PretrainedModel model, string peftType)
     {
-        var peft = new PeftModel(model, peftType, null) { MixesIa3Rows = peftType == "LORA" };
+        var peft = new PeftModel(model, peftType, null) { MixesIa3Rows = peftType == "LORA", ServingOnly = true };
         peft.UpdateTrainable();
         return peft;
     }
 
     /// <summary>A LoRA serving model also takes IA³ adapters, for mixed-batch forwards (see LoraTuner.Ia3Rows).</summary>
     public bool MixesIa3Rows { get; private init; }
+
+    /// <summary>Made by <see cref="ForServing"/>: inference only, every tensor frozen.</summary>
+    private bool ServingOnly { get; init; }
 
     /// <summary>
     /// Adds an inference adapter from tensors already in memory (keys as in <c>adapter_model.safetensors</c>), so a

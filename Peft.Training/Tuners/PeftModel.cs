@@ -87,7 +87,10 @@ public sealed partial class PeftModel : IDisposable
             throw;
         }
         _configs[name] = config;
-        UpdateTrainable();
+        // A serving model never trains, so only the new tensors need freezing; the full walk over every parameter
+        // of every attached adapter cost a server holding a hundred ~10 ms per attach.
+        if (ServingOnly) foreach (var t in AdapterTensors(name)) t.Parameter.requires_grad = false;
+        else UpdateTrainable();
     }
 
     /// <summary>
@@ -98,7 +101,7 @@ public sealed partial class PeftModel : IDisposable
     {
         var heads = TaskHeads.ModuleNames(task);
         if (heads.Count == 0) return [];
-        var paths = BaseModel.named_modules().Select(m => m.name).Where(n => !TargetMatching.IsAdapterInternal(n)).ToList();
+        var paths = BaseModules.Of(BaseModel).Select(m => m.Path).ToList();
         return heads.Where(h => paths.Any(p => TargetMatching.MatchesList([h], p))).ToList();
     }
 
@@ -106,9 +109,9 @@ public sealed partial class PeftModel : IDisposable
     {
         if (config.EffectiveModulesToSave is not { Count: > 0 } names) return;
         bool any = false;
-        foreach (var (path, module) in BaseModel.named_modules().ToList())
+        foreach (var (path, module) in BaseModules.Of(BaseModel))
         {
-            if (string.IsNullOrEmpty(path) || TargetMatching.IsAdapterInternal(path) || !TargetMatching.MatchesList(names, path)) continue;
+            if (path.Length == 0 || !TargetMatching.MatchesList(names, path)) continue;
             var leaves = module is IAdaptableLayer single
                 ? [(path, single)]
                 : module.named_modules().Where(m => m.module is IAdaptableLayer && !TargetMatching.IsAdapterInternal(m.name))

@@ -50,10 +50,10 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
         {
             // Heads are trained whole (modules_to_save), never adapted: skip the LM head and any classifier/score/QA head.
             string? head = Base.OutputEmbeddingName;
-            var names = Base.named_modules()
-                .Where(m => m.module is LinearLayer && !TargetMatching.IsAdapterInternal(m.name) && m.name != head
-                    && !(m.name is "classifier" or "score" or "qa_outputs") && !TargetMatching.IsUnderModulesToSave(m.name, cfg.EffectiveModulesToSave))
-                .Select(m => m.name.Split('.')[^1]).Distinct().ToList();
+            var names = BaseModules.Of(Base)
+                .Where(m => m.Module is LinearLayer && m.Path != head
+                    && !(m.Path is "classifier" or "score" or "qa_outputs") && !TargetMatching.IsUnderModulesToSave(m.Path, cfg.EffectiveModulesToSave))
+                .Select(m => m.Path.Split('.')[^1]).Distinct().ToList();
             cfg.TargetModules = new StringOrList(null, names);
             return cfg.TargetModules;
         }
