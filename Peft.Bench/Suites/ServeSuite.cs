@@ -28,7 +28,7 @@ public static class ServeSuite
         foreach (var cfg in configs) RunConfig(cfg, o, rows, newTokens, table);
         table.Notes.Add("tokens/s = generated tokens of all requests / wall time from the first submission to the last completion (prefill included); the median of 5 rounds that interleave the modes (1 with --quick), TTFT percentiles over all rounds. LoRA r=8, alpha 16 on q_proj,v_proj with non-zero B; one engine loop thread per server.");
         table.Notes.Add("naive = the same requests over the same distinct adapters served one adapter at a time (one request in flight), as a server that swaps adapters between batches.");
-        table.Notes.Add("hot swap = aliases.json moved to a version never loaded before, to the first token of a request naming the alias, with 8 sequences already decoding; each move at a random point of the decode loop (0–100 ms pause); 100 swaps, p99 = the 99th of them. The already-loaded row is the same request on a loaded adapter right after each swap: the first-token cost of this load without a swap.");
+        table.Notes.Add("hot swap = aliases.json moved to a version never loaded before, to the first token of a request naming the alias, with 8 sequences already decoding; each move at a random point of the decode loop (0–100 ms pause); 100 swaps, p99 = the 99th of them. The already-loaded row is the same request on a loaded adapter right after each swap: the first-token cost of this load without a swap. The idle-server row: 25 swaps (4 with --quick) before the 8 sequences start, what the swap itself costs.");
         table.Notes.Add("Zipf (s=1.1) over 100 adapters, device budget 16 adapters, host budget 32: hits / (hits + misses) over the requests.");
         return table;
     }
@@ -144,7 +144,8 @@ public static class ServeSuite
                 Add(m.Mode, (rs[rs.Count / 2].Rate, rs.SelectMany(r => r.Ttft).ToList()));
             }
             Add("32 distinct adapters, naive (one at a time)", Naive(s, prompts, i => $"n{i % 32}", p), ttft: false);
-            var (swap, loaded) = HotSwap(s, root, prompts, o.Quick ? 8 : 100);
+            var (swap, loaded, idle) = HotSwap(s, root, prompts, o.Quick ? 8 : 100);
+            AddLatency(table, label, "hot swap latency, idle server (ms), p50 / p99", idle);
             AddLatency(table, label, "hot swap latency (ms), p50 / p99", swap);
             AddLatency(table, label, "first token, adapter already loaded, same load (ms), p50 / p99", loaded);
             var hit = Zipf(cfg, root, prompts, o.Quick ? 100 : 300);
@@ -191,24 +192,19 @@ public static class ServeSuite
     /// already decoding (their own admission is not part of any swap). Each move comes at a random point of the decode
     /// loop (a 0–100 ms pause first), as an alias move does in use; timed from the move to the first token of a request
     /// naming the alias. After each swap the same request on an adapter that is already loaded gives the contrast:
-    /// what a first token costs under this load without any swap.
+    /// what a first token costs under this load without any swap. Before the load, n/4 swaps to further versions on
+    /// the idle server give what the swap itself costs.
     /// </summary>
-    private static (List<double> Swap, List<double> Loaded) HotSwap(ServingEngine s, string root, List<int[]> prompts, int n)
+    private static (List<double> Swap, List<double> Loaded, List<double> Idle) HotSwap(ServingEngine s, string root, List<int[]> prompts, int n)
     {
-        for (int v = 1; v <= n; v++)
+        int idleSwaps = Math.Max(4, n / 4);
+        for (int v = 1; v <= n + idleSwaps; v++)
         {
             string dir = Path.Combine(root, "swap", v.ToString());
             Directory.CreateDirectory(dir);
             foreach (var f in new[] { PeftModel.ConfigFileName, PeftModel.WeightsFileName })
                 File.Copy(Path.Combine(root, $"n{(50 + v) % AdapterCount}", "1", f), Path.Combine(dir, f));   // a new key: loaded from disk
         }
-        using var stop = new CancellationTokenSource();
-        var background = prompts.Take(8).Select((pr, i) => s.Submit(pr, new SamplingParams { MaxTokens = 2000, Temperature = 0, StopAtEos = false },
-            s.Adapters.AcquireAsync($"n{i}", default).GetAwaiter().GetResult(), stop.Token)).ToList();
-        var wait = Stopwatch.StartNew();
-        while (s.Running < background.Count && wait.Elapsed < TimeSpan.FromMinutes(2)) Thread.Sleep(1);
-        var swaps = new List<double>();
-        var loaded = new List<double>();
         var rng = new Random(11);
         string aliases = Path.Combine(root, "swap", FolderAdapterSource.AliasesFileName);
         double FirstToken(string adapter, Action? before = null)
@@ -223,18 +219,27 @@ public static class ServeSuite
             r.Completion.GetAwaiter().GetResult();
             return secs;
         }
+        double SwapTo(int v) => FirstToken("swap@prod", () =>
+        {
+            File.WriteAllText(aliases + ".tmp", $"{{\"prod\": {v}}}");
+            File.Move(aliases + ".tmp", aliases, true);
+        });
+        var idle = Enumerable.Range(n + 1, idleSwaps).Select(SwapTo).ToList();
+        using var stop = new CancellationTokenSource();
+        var background = prompts.Take(8).Select((pr, i) => s.Submit(pr, new SamplingParams { MaxTokens = 2000, Temperature = 0, StopAtEos = false },
+            s.Adapters.AcquireAsync($"n{i}", default).GetAwaiter().GetResult(), stop.Token)).ToList();
+        var wait = Stopwatch.StartNew();
+        while (s.Running < background.Count && wait.Elapsed < TimeSpan.FromMinutes(2)) Thread.Sleep(1);
+        var swaps = new List<double>();
+        var loaded = new List<double>();
         for (int v = 1; v <= n; v++)
         {
-            swaps.Add(FirstToken("swap@prod", () =>
-            {
-                File.WriteAllText(aliases + ".tmp", $"{{\"prod\": {v}}}");
-                File.Move(aliases + ".tmp", aliases, true);
-            }));
+            swaps.Add(SwapTo(v));
             loaded.Add(FirstToken("n9"));
         }
         stop.Cancel();
         Task.WhenAll(background.Select(b => b.Completion)).GetAwaiter().GetResult();
-        return (swaps, loaded);
+        return (swaps, loaded, idle);
     }
 
     private static double Zipf(string cfg, string root, List<int[]> prompts, int requests)
