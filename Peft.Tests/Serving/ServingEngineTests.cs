@@ -3,6 +3,7 @@ using Peft.Tests.Support;
 using Peft.Training.Generation;
 using Peft.Training.Models;
 using Peft.Training.Serving;
+using Peft.Training.Serving.Adapters;
 using Peft.Training.Tuners;
 using TorchSharp;
 
@@ -142,6 +143,52 @@ public class ServingEngineTests(ServingFixture fx) : IClassFixture<ServingFixtur
         AssertSame(aloneLate, await joined.Completion, "joined");
         AssertSame(aloneLater, await joined2.Completion, "joined later");
         Assert.True(engine.PeakBatch >= 2);
+    }
+
+    /// <summary>
+    /// Requests that arrive during a decode step are prefilled between two of its layers (one of them on an adapter
+    /// attached right there, inside the step) and join after it: each gets what it gets alone, and so does the row
+    /// whose step they interrupted. The attached adapter outlives the step (its tensors do not belong to the step).
+    /// </summary>
+    [Fact]
+    public async Task RequestsPrefilledBetweenTheLayersOfAStepGetTheirAloneTokens()
+    {
+        fx.WriteRank8("m", 1, seed: 11);
+        var (engine, cache) = fx.Engine();
+        using var _ = engine;
+        using var __ = cache;
+        var longP = Greedy with { MaxTokens = 16 };
+        int[] first = [1, 5, 9], fresh = [1, 7, 30, 31], plain = [1, 100, 3];
+        var aloneFresh = await Run(engine, "m", fresh, Greedy);
+        await Run(engine, "c", plain, Greedy);
+        var aloneFirst = await Run(engine, "a", first, longP);
+        var aloneBase = await Run(engine, null, plain, Greedy);
+        // Detached: the interrupting request attaches it again mid-step. As in PEFT, deleting the active adapter makes
+        // the first remaining one (c) active; the interrupted row is on another (a), so a layer that lost its row
+        // names after the nested prefill would give it c's or no LoRA.
+        Assert.True(await engine.UnloadAsync("m@1"));
+        Assert.Equal(0, engine.PrefillsBetweenLayers);
+
+        var freshLease = await cache.AcquireAsync("m", default);
+        Assert.Equal(AdapterTier.Host, freshLease.Entry.Tier);
+        InferenceRequest? mid1 = null, mid2 = null;
+        int calls = 0;
+        engine.BetweenLayers = () =>
+        {
+            // The 4th layer boundary: the second decode step of `first`, after its first layer.
+            if (++calls != 4) return;
+            mid1 = engine.Submit(fresh, Greedy, freshLease);
+            mid2 = engine.Submit(plain, Greedy, null);
+        };
+        var running = engine.Submit(first, longP, await cache.AcquireAsync("a", default));
+        AssertSame(aloneFirst, await running.Completion.WaitAsync(TimeSpan.FromMinutes(2)), "interrupted row");
+        Assert.NotNull(mid1);
+        AssertSame(aloneFresh, await mid1!.Completion.WaitAsync(TimeSpan.FromMinutes(2)), "prefilled mid-step on a newly attached adapter");
+        AssertSame(aloneBase, await mid2!.Completion.WaitAsync(TimeSpan.FromMinutes(2)), "prefilled mid-step on the base");
+        Assert.Equal(2, engine.PrefillsBetweenLayers);
+        Assert.True(engine.PeakBatch >= 3, $"the mid-step requests did not join the batch (peak {engine.PeakBatch})");
+        // Still usable after the step that attached it ended.
+        AssertSame(aloneFresh, await Run(engine, "m", fresh, Greedy), "the adapter attached mid-step, later");
     }
 
     [Fact]

@@ -70,9 +70,22 @@ public abstract class PretrainedModel : nn.Module
     /// </summary>
     public DropoutSource Dropout { get; } = new();
 
+    /// <summary>
+    /// Called before each decoder layer of a forward pass: the serving loop prefills a request that arrived while the
+    /// running batch's step is under way, instead of making it wait for the whole step. The callee may run other forward
+    /// passes of this model (they do not call it again) and must leave every adapter state as it found it.
+    /// </summary>
+    internal Action? BeforeDecoderLayer { get; set; }
+
     /// <summary>Runs one decoder layer, checkpointed when <see cref="GradientCheckpointing"/> is on (the shared hook of every family).</summary>
     protected Tensor RunDecoderLayer(nn.Module layer, Tensor hidden, IReadOnlyList<Tensor> constants, GradientCheckpoint.Block run, bool usesCache)
     {
+        if (BeforeDecoderLayer is { } before)
+        {
+            BeforeDecoderLayer = null;
+            try { before(); }
+            finally { BeforeDecoderLayer = before; }
+        }
         if (!GradientCheckpointing || usesCache || !torch.is_grad_enabled()) return run(hidden, constants);
         var trainable = layer.parameters().Where(p => p.requires_grad).ToList();
         // Nothing inside or before the layer needs a gradient: a plain no-graph forward is all checkpointing would do.

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
 using Peft.Core;
 using Peft.Training.Generation;
 using Peft.Training.Models;
@@ -16,8 +17,14 @@ public sealed class ServingEngineOptions
     public int MaxBatchSize { get; set; } = 32;
     /// <summary>Waiting requests beyond which a submission is refused (HTTP 429).</summary>
     public int MaxQueue { get; set; } = 256;
-    /// <summary>New sequences prefilled between two decode steps (bounds the stall a join causes to running ones).</summary>
+    /// <summary>New sequences prefilled between the ends of two decode steps (bounds the stall joins cause to running ones).</summary>
     public int MaxPrefillsPerStep { get; set; } = 4;
+    /// <summary>
+    /// Prefill a request that arrives during a decode step between two of the step's layers, rather than after the
+    /// whole step: its first token no longer waits for the running batch (the rows' next token waits for the prefill
+    /// either way). It joins the batch after the step.
+    /// </summary>
+    public bool PrefillBetweenLayers { get; set; } = true;
     public int MaxTokensLimit { get; set; } = 2048;
     /// <summary>Keep each step's raw logits in the result (tests and debugging).</summary>
     public bool CaptureLogits { get; set; }
@@ -31,10 +38,11 @@ public sealed class ServerBusyException(TimeSpan retryAfter)
 }
 
 /// <summary>
-/// Continuous batching over one base model: a single loop thread owns the <see cref="PeftModel"/>. Between decode
-/// steps it prefills newly admitted requests (each alone, with its adapter) and joins them to the running batch, in
-/// which every row carries its own LoRA adapter (grouped per adapter inside each layer, no merging); finished or
-/// cancelled rows leave right away. Disk reads of adapters happen before admission, off this thread.
+/// Continuous batching over one base model: a single loop thread owns the <see cref="PeftModel"/>. It prefills newly
+/// admitted requests (each alone, with its adapter) between decode steps, or between the layers of a step when they
+/// arrive during one, and joins them to the running batch after the step; every row of the batch carries its own LoRA
+/// adapter (grouped per adapter inside each layer, no merging); finished or cancelled rows leave right away. Disk reads
+/// of adapters happen before admission, off this thread.
 /// </summary>
 public sealed class ServingEngine : IDisposable
 {
@@ -47,6 +55,10 @@ public sealed class ServingEngine : IDisposable
     private readonly HashSet<long> _eos;
     private readonly Func<IReadOnlyList<int>, string>? _detokenize;
     private readonly int _maxContext;
+    /// <summary>Prefilled sequences waiting for the next join (all of them join in one copy of the running cache).</summary>
+    private readonly List<(InferenceRequest, KvCache)> _prefilled = new();
+    private int _prefillBudget;
+    private long _prefillsBetweenLayers;
     private volatile bool _stopping;
     private int _queued;
 
@@ -77,6 +89,8 @@ public sealed class ServingEngine : IDisposable
     public int Running { get; private set; }
     /// <summary>The most sequences that ever decoded in one step.</summary>
     public int PeakBatch { get; private set; }
+    /// <summary>Requests prefilled between the layers of a decode step (see <see cref="ServingEngineOptions.PrefillBetweenLayers"/>).</summary>
+    public long PrefillsBetweenLayers => Interlocked.Read(ref _prefillsBetweenLayers);
 
     /// <summary>
     /// Queues a sequence. <paramref name="adapter"/> (from <see cref="AdapterCache"/>) is owned by the request from
@@ -132,6 +146,9 @@ public sealed class ServingEngine : IDisposable
     /// <summary>Test hook run on the loop thread after each decode step (lets a test hold a sequence open).</summary>
     internal Action? AfterDecodeStep { get; set; }
 
+    /// <summary>Test hook run on the loop thread before each layer of a decode step (lets a test submit mid-step).</summary>
+    internal Action? BetweenLayers { get; set; }
+
     private void Loop()
     {
         using var noGrad = torch.no_grad();
@@ -140,26 +157,35 @@ public sealed class ServingEngine : IDisposable
             try
             {
                 RunControl();
+                if (_batch.Count == 0) _prefillBudget = Options.MaxPrefillsPerStep;
                 Admit();
                 if (_batch.Count > 0)
                 {
                     DecodeStep();
+                    _prefillBudget = Options.MaxPrefillsPerStep;
                     AfterDecodeStep?.Invoke();
-                    if (_batch.Count == 0) _peft.ReleaseRowCaches();
+                    if (_batch.Count == 0 && _prefilled.Count == 0) _peft.ReleaseRowCaches();
                 }
                 Running = _batch.Count;
-                if (_batch.Count == 0 && _queue.IsEmpty && _control.IsEmpty) _wake.Wait(100);
+                if (_batch.Count == 0 && _prefilled.Count == 0 && _queue.IsEmpty && _control.IsEmpty) _wake.Wait(100);
             }
             catch (Exception e)
             {
                 // A bug in a step must not kill the server: fail the running sequences and go on.
                 foreach (var r in _batch.Rows) r.Fail(e);
                 _batch.Keep([]);
+                FailPrefilled(e);
                 _peft.ReleaseRowCaches();
             }
         }
         foreach (var r in _batch.Rows) r.Finish("cancelled", null);
         _batch.Keep([]);
+        foreach (var (r, cache) in _prefilled)
+        {
+            cache.Dispose();
+            r.Finish("cancelled", null);
+        }
+        _prefilled.Clear();
         while (_queue.TryDequeue(out var q)) q.Finish("cancelled", null);
     }
 
@@ -172,19 +198,50 @@ public sealed class ServingEngine : IDisposable
         }
     }
 
+    /// <summary>Between steps: prefills waiting requests within the budget and joins everything prefilled since the last join.</summary>
     private void Admit()
     {
-        int prefills = 0;
-        var joins = new List<(InferenceRequest, KvCache)>();
-        while (_batch.Count + joins.Count < Options.MaxBatchSize && prefills < Options.MaxPrefillsPerStep && _queue.TryDequeue(out var r))
+        PrefillWaiting();
+        if (_prefilled.Count == 0) return;
+        try
+        {
+            _batch.Join(_prefilled);
+            _prefilled.Clear();
+        }
+        catch (Exception e)
+        {
+            // Not joined: these sequences end here; the loop's handler fails the running ones.
+            FailPrefilled(e);
+            throw;
+        }
+    }
+
+    private void FailPrefilled(Exception e)
+    {
+        foreach (var (r, cache) in _prefilled)
+        {
+            cache.Dispose();
+            r.Fail(e);
+        }
+        _prefilled.Clear();
+    }
+
+    /// <summary>Prefills queued requests (each alone) while the batch has room and the step's prefill budget lasts.</summary>
+    private void PrefillWaiting(bool midStep = false)
+    {
+        while (_batch.Count + _prefilled.Count < Options.MaxBatchSize && _prefillBudget > 0 && _queue.TryDequeue(out var r))
         {
             Interlocked.Decrement(ref _queued);
             if (r.Cancellation.IsCancellationRequested) { End(r, "cancelled"); continue; }
-            prefills++;
+            _prefillBudget--;
             try
             {
-                if (r.Adapter is { } lease) Adapters.Attach(lease.Entry, _peft);
-                if (Prefill(r) is { } cache) joins.Add((r, cache));
+                if (r.Adapter is { Entry: var entry })
+                {
+                    if (midStep && !entry.Attached) OutsideDisposeScopes(() => Adapters.Attach(entry, _peft));
+                    else Adapters.Attach(entry, _peft);
+                }
+                if (Prefill(r) is { } cache) _prefilled.Add((r, cache));
             }
             catch (Exception e)
             {
@@ -192,20 +249,45 @@ public sealed class ServingEngine : IDisposable
                 r.Fail(e);
             }
         }
-        try
+    }
+
+    /// <summary>
+    /// Between two layers of a decode step: a request that arrived during the step is prefilled now. The adapter
+    /// states the step relies on survive: a forward restores the outer one's row names, and attaching an adapter only
+    /// clears gathered stacks, which the step's later layers gather again.
+    /// </summary>
+    private void PrefillBetweenLayers()
+    {
+        BetweenLayers?.Invoke();
+        if (_queue.IsEmpty) return;
+        int budget = _prefillBudget;
+        PrefillWaiting(midStep: true);
+        Interlocked.Add(ref _prefillsBetweenLayers, budget - _prefillBudget);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a thread of its own while this one waits. Dispose scopes belong to a thread: an
+    /// adapter attached inside a decode step would otherwise have its new parameters taken by the step's scope and
+    /// freed at the step's end.
+    /// </summary>
+    private static void OutsideDisposeScopes(Action work)
+    {
+        ExceptionDispatchInfo? error = null;
+        var thread = new Thread(() =>
         {
-            _batch.Join(joins);
-        }
-        catch (Exception e)
-        {
-            // Not joined: these sequences end here; the loop's handler fails the running ones.
-            foreach (var (r, cache) in joins)
+            try
             {
-                cache.Dispose();
-                r.Fail(e);
+                using var noGrad = torch.no_grad();
+                work();
             }
-            throw;
-        }
+            catch (Exception e)
+            {
+                error = ExceptionDispatchInfo.Capture(e);
+            }
+        }) { IsBackground = true, Name = "peft-serving-attach" };
+        thread.Start();
+        thread.Join();
+        error?.Throw();
     }
 
     /// <summary>
@@ -252,7 +334,17 @@ public sealed class ServingEngine : IDisposable
     {
         Metrics?.BatchOccupancy(_batch.Count);
         PeakBatch = Math.Max(PeakBatch, _batch.Count);
-        var logits = _batch.Step((args, names) => _peft.Forward(args, names), out long vocab);
+        float[] logits;
+        long vocab;
+        if (Options.PrefillBetweenLayers) _peft.BaseModel.BeforeDecoderLayer = PrefillBetweenLayers;
+        try
+        {
+            logits = _batch.Step((args, names) => _peft.Forward(args, names), out vocab);
+        }
+        finally
+        {
+            _peft.BaseModel.BeforeDecoderLayer = null;
+        }
         var keep = new List<int>(_batch.Count);
         for (int i = 0; i < _batch.Count; i++)
         {

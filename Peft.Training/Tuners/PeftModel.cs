@@ -156,7 +156,7 @@ public sealed partial class PeftModel : IDisposable
         if (_active.Count == 0 && _configs.Count > 0) _active.Add(_configs.Keys.Order(StringComparer.Ordinal).First());
         Tuner.SetActiveAdapters(_active);
         foreach (var w in _modulesToSave.Values) w.Active = _active.FirstOrDefault(n => w.Adapters.Contains(n));
-        UpdateTrainable();
+        if (!ServingOnly) UpdateTrainable();   // a serving model's tensors are all frozen already (see AddAdapter)
     }
 
     /// <summary>Turns every adapter off until the returned scope is disposed (≈ <c>with model.disable_adapter()</c>).</summary>
@@ -171,13 +171,21 @@ public sealed partial class PeftModel : IDisposable
         });
     }
 
+    private IReadOnlyList<string>? _rowAdapterNames;
+
     /// <summary>Forward pass. <paramref name="adapterNames"/> gives one adapter per batch row (<c>"__base__"</c> = none).</summary>
     public ModelOutput Forward(ForwardArgs args, IReadOnlyList<string>? adapterNames = null)
     {
         if (adapterNames is null) return Tuner.Forward(args, null);
+        var outer = _rowAdapterNames;   // a forward inside another one (see LoraTuner.Forward) restores the outer rows
+        _rowAdapterNames = adapterNames;
         foreach (var w in _modulesToSave.Values) w.RowAdapterNames = adapterNames;
         try { return Tuner.Forward(args, adapterNames); }
-        finally { foreach (var w in _modulesToSave.Values) w.RowAdapterNames = null; }
+        finally
+        {
+            _rowAdapterNames = outer;
+            foreach (var w in _modulesToSave.Values) w.RowAdapterNames = outer;
+        }
     }
 
     /// <summary>

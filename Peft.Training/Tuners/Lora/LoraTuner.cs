@@ -95,16 +95,23 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
             if (n != LoraLayer.BaseRowName && !_configs.ContainsKey(n) && !_ia3Rows.ContainsKey(n))
                 throw new ArgumentException($"adapter_names contains unknown adapter '{n}' (known: {string.Join(", ", _configs.Keys)})");
         if (Base.training) throw new InvalidOperationException("mixed-batch adapter_names cannot be used in training mode");
+        // A forward may run inside another one (a serving prefill between the layers of a decode step): the outer
+        // forward's rows come back afterwards, also on a layer created in between.
+        var outer = _rowAdapterNames;
         try
         {
+            _rowAdapterNames = rowAdapterNames;
             foreach (var (_, l) in _layers) l.RowAdapterNames = rowAdapterNames;
             return Base.Forward(args);
         }
         finally
         {
-            foreach (var (_, l) in _layers) l.RowAdapterNames = null;
+            _rowAdapterNames = outer;
+            foreach (var (_, l) in _layers) l.RowAdapterNames = outer;
         }
     }
+
+    private IReadOnlyList<string>? _rowAdapterNames;
 
     internal LoraConfig Config(string adapter) => _configs[adapter];
 }
