@@ -52,7 +52,6 @@ public abstract class LayerTuner<TLayer, TConfig>(PeftModel owner) : ITuner
         var matched = new List<(string, THost)>();
         foreach (var (path, module) in BaseModules.Of(Base))
         {
-            if (path.Length == 0) continue;
             if (TargetMatching.IsUnderModulesToSave(path, modulesToSave)) continue;
             if (!TargetMatching.IsTargeted(path, targets, exclude, layersToTransform, layersPattern)) continue;
             if (module is THost host) { matched.Add((path, host)); continue; }

@@ -111,7 +111,7 @@ public sealed partial class PeftModel : IDisposable
         bool any = false;
         foreach (var (path, module) in BaseModules.Of(BaseModel))
         {
-            if (path.Length == 0 || !TargetMatching.MatchesList(names, path)) continue;
+            if (!TargetMatching.MatchesList(names, path)) continue;
             var leaves = module is IAdaptableLayer single
                 ? [(path, single)]
                 : module.named_modules().Where(m => m.module is IAdaptableLayer && !TargetMatching.IsAdapterInternal(m.name))

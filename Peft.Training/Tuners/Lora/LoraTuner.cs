@@ -16,6 +16,9 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
 {
     protected override string MethodName => "LoRA";
 
+    /// <summary>The row names of the forward in progress (null outside a mixed-batch forward).</summary>
+    private IReadOnlyList<string>? _rowAdapterNames;
+
     public override void AddAdapter(string name, PeftConfig config)
     {
         if (config is Ia3Config ia3)
@@ -110,8 +113,6 @@ public sealed partial class LoraTuner(PeftModel owner) : LayerTuner<LoraLayer, L
             foreach (var (_, l) in _layers) l.RowAdapterNames = outer;
         }
     }
-
-    private IReadOnlyList<string>? _rowAdapterNames;
 
     internal LoraConfig Config(string adapter) => _configs[adapter];
 }
