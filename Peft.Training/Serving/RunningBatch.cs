@@ -56,29 +56,24 @@ internal sealed class RunningBatch : IDisposable
                 // Padding is attended with weight 0, but 0 × NaN is NaN: the filled part must hold numbers.
                 keys.narrow(2, 0, target).zero_();
                 values.narrow(2, 0, target).zero_();
-                if (_cache is not null)
+                if (_cache?.Get(l) is (Tensor k0, Tensor v0))
                 {
-                    var (k0, v0) = _cache.Get(l)!.Value;
-                    keys.narrow(0, 0, old).narrow(2, target - Length, Length).copy_(k0);
-                    values.narrow(0, 0, old).narrow(2, target - Length, Length).copy_(v0);
+                    PlaceRight(keys, k0, 0, 2, target);
+                    PlaceRight(values, v0, 0, 2, target);
                 }
                 for (int j = 0; j < joins.Count; j++)
                 {
                     var (k, v) = joins[j].Cache.Get(l)!.Value;
-                    long len = k.shape[2];
-                    keys.narrow(0, old + j, 1).narrow(2, target - len, len).copy_(k);
-                    values.narrow(0, old + j, 1).narrow(2, target - len, len).copy_(v);
+                    PlaceRight(keys, k, old + j, 2, target);
+                    PlaceRight(values, v, old + j, 2, target);
                 }
                 merged.Adopt(l, keys, values, target);
             }
             var mask = torch.zeros(total, target, dtype: ScalarType.Int64, device: device);
-            using Scalar one = 1;   // held past the native calls: an implicit temporary can be finalized mid-call
-            if (_mask is not null) mask.narrow(0, 0, old).narrow(1, target - Length, Length).copy_(_mask);
+            if (_mask is not null) PlaceRight(mask, _mask, 0, 1, target);
             for (int j = 0; j < joins.Count; j++)
-            {
-                long len = joins[j].Cache.Length;
-                mask.narrow(0, old + j, 1).narrow(1, target - len, len).fill_(one);
-            }
+                using (var ones = torch.ones(1, joins[j].Cache.Length, dtype: ScalarType.Int64, device: device))
+                    PlaceRight(mask, ones, old + j, 1, target);
             _cache?.Dispose();
             _mask?.Dispose();
             _cache = merged;
@@ -89,6 +84,14 @@ internal sealed class RunningBatch : IDisposable
             cache.Dispose();
             Rows.Add(request);
         }
+    }
+
+    /// <summary>Copies <paramref name="part"/> into rows from <paramref name="firstRow"/> of <paramref name="buffer"/>, right-aligned at <paramref name="end"/> along <paramref name="dim"/> (left padding).</summary>
+    private static void PlaceRight(Tensor buffer, Tensor part, long firstRow, int dim, long end)
+    {
+        long rows = part.shape[0], len = part.shape[dim];
+        using var target = buffer.narrow(0, firstRow, rows).narrow(dim, end - len, len);
+        target.copy_(part);
     }
 
     /// <summary>One decode step: each row's last token in, float32 logits [rows, vocab] out (on the CPU).</summary>

@@ -59,6 +59,7 @@ public sealed class ServingEngine : IDisposable
     private readonly List<(InferenceRequest, KvCache)> _prefilled = new();
     private int _prefillBudget;
     private long _prefillsBetweenLayers;
+    private readonly Action _prefillBetweenLayers;   // one delegate, not one per decode step
     private volatile bool _stopping;
     private int _queued;
 
@@ -76,6 +77,7 @@ public sealed class ServingEngine : IDisposable
         _eos = (GenerationConfig.ForModel(model).EosTokenIds ?? []).Select(x => (long)x).ToHashSet();
         _maxContext = model.Config.TryGetInt("max_position_embeddings", "n_positions") ?? int.MaxValue;
         _batch = new RunningBatch(model.NumLayers);
+        _prefillBetweenLayers = PrefillBetweenLayers;
         _loop = new Thread(Loop) { IsBackground = true, Name = "peft-serving-loop" };
         _loop.Start();
     }
@@ -336,7 +338,7 @@ public sealed class ServingEngine : IDisposable
         PeakBatch = Math.Max(PeakBatch, _batch.Count);
         float[] logits;
         long vocab;
-        if (Options.PrefillBetweenLayers) _peft.BaseModel.BeforeDecoderLayer = PrefillBetweenLayers;
+        if (Options.PrefillBetweenLayers) _peft.BaseModel.BeforeDecoderLayer = _prefillBetweenLayers;
         try
         {
             logits = _batch.Step((args, names) => _peft.Forward(args, names), out vocab);
